@@ -1,0 +1,24 @@
+"""pgkeel's own errors.
+
+Database errors are psycopg's SQLSTATE classes (``psycopg.errors.UniqueViolation``...), reused
+as they are; this module holds only what is pgkeel's own, all under :class:`Error`, each
+message naming the fix.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Base of every error raised by pgkeel itself (not by the server)."""
+
+
+class ConfigError(Error, ValueError):
+    """A URL, option or environment variable is malformed or unknown."""
+
+
+class EmbeddedServerError(Error):
+    """The embedded PostgreSQL server could not be set up, started or stopped."""
+
+
+class ServerNotFoundError(EmbeddedServerError):
+    """No PostgreSQL server binaries were found in any of the places pgkeel looks."""
