@@ -1,0 +1,670 @@
+"""An embedded PostgreSQL server for tests, demos and first steps: no Docker, no system service.
+
+``start()`` finds server binaries (see :func:`find_bindir`), copies a cached ``initdb``'d
+template into a throwaway or persistent data directory, and runs the server on 127.0.0.1 and a
+private unix socket with password authentication. As root it runs the server as an unprivileged
+user, since PostgreSQL refuses to run as root. Servers are stopped on ``stop()``, context exit,
+interpreter exit and SIGTERM, so no postgres process outlives its owner.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import hashlib
+import importlib.util
+import logging
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, Self
+from urllib.parse import quote, urlencode
+
+import psycopg
+from psycopg import sql
+
+from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "EmbeddedServer",
+    "find_bindir",
+    "running",
+    "start",
+]
+
+logger = logging.getLogger("pgkeel.embedded")
+
+SUPERUSER = "postgres"
+SERVICE_USER = "pgkeel"
+_BINARIES = ("postgres", "initdb", "pg_ctl")
+_PASSWORD_FILE = "pgkeel.password"  # noqa: S105 - a file name, not a password
+_CONF_FILE = "pgkeel.conf"
+_LOG_FILE = "pgkeel-server.log"
+_START_TIMEOUT_S = 60
+
+#: Settings every embedded server gets unless ``settings=`` overrides them: what pgkeel's own
+#: features need (logical decoding, replication slots, pg_stat_statements).
+DEFAULT_SETTINGS: Mapping[str, str] = {
+    "wal_level": "logical",
+    "max_replication_slots": "10",
+    "max_wal_senders": "10",
+    "shared_preload_libraries": "pg_stat_statements",
+    "password_encryption": "scram-sha-256",
+    "max_connections": "100",
+}
+# A throwaway cluster's data is gone at stop, so durability only costs time.
+_THROWAWAY_SETTINGS: Mapping[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+# --- finding the binaries ---------------------------------------------------------------------
+
+
+def _has_binaries(path: Path) -> bool:
+    return all(os.access(path / name, os.X_OK) for name in _BINARIES)
+
+
+def find_bindir(
+    *,
+    environ: Mapping[str, str] | None = None,
+    system_root: Path = Path("/usr/lib/postgresql"),
+    use_pgserver: bool = True,
+) -> Path:
+    """Return the directory of the PostgreSQL server binaries to use.
+
+    Looks, in order: ``PGKEEL_PG_BINDIR``; ``pg_config --bindir``; ``postgres``/``initdb``/
+    ``pg_ctl`` on ``PATH``; ``<system_root>/<newest version>/bin``; the binaries bundled in the
+    ``pgserver`` wheel (``pip install 'pgkeel[embedded]'``). ``environ``, ``system_root`` and
+    ``use_pgserver`` exist so that the search can be tested without touching the system.
+    """
+    env = os.environ if environ is None else environ
+    path_var = env.get("PATH", "")
+    looked: list[str] = []
+
+    explicit = env.get("PGKEEL_PG_BINDIR")
+    if explicit:
+        if _has_binaries(Path(explicit)):
+            return Path(explicit)
+        raise ServerNotFoundError(
+            f"PGKEEL_PG_BINDIR={explicit} does not hold executable {', '.join(_BINARIES)}; "
+            "point it at the bin/ directory of a PostgreSQL server installation, or unset it."
+        )
+    looked.append("PGKEEL_PG_BINDIR: not set")
+
+    pg_config = shutil.which("pg_config", path=path_var)
+    if pg_config:
+        try:
+            out = subprocess.run(  # noqa: S603 - a binary found on the user's own PATH
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            looked.append(f"{pg_config} --bindir: failed ({exc})")
+        else:
+            if _has_binaries(Path(out)):
+                return Path(out)
+            looked.append(f"{pg_config} --bindir: {out} has no server binaries (client only)")
+    else:
+        looked.append("pg_config on PATH: not found")
+
+    postgres = shutil.which("postgres", path=path_var)
+    if postgres and _has_binaries(Path(postgres).parent):
+        return Path(postgres).parent
+    looked.append(
+        "postgres, initdb and pg_ctl on PATH: "
+        + (f"{postgres} lacks initdb/pg_ctl beside it" if postgres else "not found")
+    )
+
+    versions = sorted(
+        (p for p in system_root.glob("*") if p.name.replace(".", "").isdigit()),
+        key=lambda p: tuple(int(x) for x in p.name.split(".")),
+        reverse=True,
+    )
+    for version_dir in versions:
+        if _has_binaries(version_dir / "bin"):
+            return version_dir / "bin"
+    looked.append(f"{system_root}/<version>/bin: none found")
+
+    if use_pgserver:
+        spec = importlib.util.find_spec("pgserver")
+        if spec is not None and spec.origin is not None:
+            bundled = Path(spec.origin).parent / "pginstall" / "bin"
+            if _has_binaries(bundled):
+                return bundled
+            looked.append(f"pgserver wheel: {bundled} has no server binaries")
+        else:
+            looked.append("pgserver wheel (pgkeel[embedded]): not installed")
+
+    raise ServerNotFoundError(
+        "No PostgreSQL server binaries found. Looked in:\n  - "
+        + "\n  - ".join(looked)
+        + "\nFix: pip install 'pgkeel[embedded]' (bundles PostgreSQL 16), or install a server "
+        "(e.g. apt-get install postgresql), or set PGKEEL_PG_BINDIR to its bin/ directory."
+    )
+
+
+def _server_version(bindir: Path) -> str:
+    out = subprocess.run(  # noqa: S603 - the server binary we just located
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"(\d+(?:\.\d+)?)", out)
+    if not match:
+        raise EmbeddedServerError(f"cannot read the server version from {out!r}")
+    return match.group(1)
+
+
+def _pkglibdir(bindir: Path) -> Path | None:
+    pg_config = bindir / "pg_config"
+    if os.access(pg_config, os.X_OK):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            return Path(
+                subprocess.run(  # noqa: S603 - pg_config beside the server binaries
+                    [str(pg_config), "--pkglibdir"], capture_output=True, text=True, check=True
+                ).stdout.strip()
+            )
+    for candidate in (bindir.parent / "lib" / "postgresql", bindir.parent / "lib"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+# --- running as an unprivileged user when we are root -----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunAs:
+    """Who runs the server: ourselves, or (when we are root) an unprivileged system user."""
+
+    uid: int
+    gid: int
+    name: str
+
+    @property
+    def is_other(self) -> bool:
+        return self.uid != os.geteuid()
+
+    def run(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        if self.is_other:
+            kwargs.update(user=self.uid, group=self.gid, extra_groups=[])
+            kwargs.setdefault("cwd", "/")
+            kwargs["env"] = {**os.environ, "HOME": "/", "USER": self.name, "LOGNAME": self.name}
+        return subprocess.run(args, text=True, check=False, **kwargs)  # noqa: S603
+
+    def own(self, path: Path) -> None:
+        """Give ``path`` (recursively) to the server's user; a no-op when that is us."""
+        if not self.is_other:
+            return
+        os.chown(path, self.uid, self.gid)
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)
+
+
+def _run_as() -> _RunAs:
+    if os.geteuid() != 0:
+        return _RunAs(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name)
+    for attempt in range(2):
+        for name in (os.environ.get("PGKEEL_PG_USER", SERVICE_USER), "postgres"):
+            with contextlib.suppress(KeyError):
+                entry = pwd.getpwnam(name)
+                return _RunAs(entry.pw_uid, entry.pw_gid, name)
+        if attempt == 0 and shutil.which("useradd"):
+            subprocess.run(  # noqa: S603 - creating our own system user, as root
+                ["useradd", "--system", "--user-group", "--no-create-home",  # noqa: S607
+                 "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                capture_output=True, check=False,
+            )  # fmt: skip
+    raise EmbeddedServerError(
+        "PostgreSQL refuses to run as root and no unprivileged user could be found or created; "
+        f"create one (useradd --system {SERVICE_USER}) or set PGKEEL_PG_USER to an existing user."
+    )
+
+
+def _check_reachable(path: Path, who: _RunAs) -> None:
+    """Fail early, with the fix, when the server's user cannot reach ``path``."""
+    if not who.is_other:
+        return
+    resolved = path.resolve()
+    for parent in [*reversed(resolved.parents), resolved]:
+        st = parent.stat()
+        mode = st.st_mode
+        ok = (
+            (st.st_uid == who.uid and mode & 0o100)
+            or (st.st_gid == who.gid and mode & 0o010)
+            or mode & 0o001
+        )
+        if not ok:
+            raise EmbeddedServerError(
+                f"the server runs as user {who.name!r} (PostgreSQL refuses to run as root), "
+                f"which cannot enter {parent}; choose a data directory outside it "
+                "(e.g. --data-dir /var/tmp/pgkeel) or run as a non-root user."
+            )
+
+
+# --- the cluster template cache ---------------------------------------------------------------
+
+
+def _cache_dir() -> Path:
+    if override := os.environ.get("PGKEEL_CACHE_DIR"):
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pgkeel"
+
+
+def _fail(what: str, result: subprocess.CompletedProcess[str], log: Path | None = None) -> None:
+    if result.returncode == 0:
+        return
+    detail = (result.stderr or "") + (result.stdout or "")
+    if log is not None and log.exists():
+        detail += "\n--- server log (last lines) ---\n" + "\n".join(
+            log.read_text(errors="replace").splitlines()[-20:]
+        )
+    raise EmbeddedServerError(f"{what} failed (exit {result.returncode}):\n{detail.strip()}")
+
+
+_template_lock = threading.Lock()
+
+
+def _template(bindir: Path, version: str, who: _RunAs) -> Path:
+    """Return an initdb'd template cluster for this server, making it once per version."""
+    key = hashlib.sha256(f"{bindir.resolve()}|{version}|{who.uid}".encode()).hexdigest()[:12]
+    template = _cache_dir() / "templates" / f"pg{version}-{key}"
+    with _template_lock:
+        if (template / "data" / "PG_VERSION").exists():
+            return template
+        # initdb runs as the server's user, so build where it can write, then move into place.
+        work = Path(tempfile.mkdtemp(prefix="pgkeel-initdb-"))
+        try:
+            data = work / "data"
+            data.mkdir(mode=0o700)
+            password = secrets.token_urlsafe(24)
+            pwfile = work / "pw"
+            pwfile.write_text(password)
+            pwfile.chmod(0o600)
+            who.own(work)
+            result = who.run(
+                [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER,
+                 "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8",
+                 "--locale=C", "--no-sync", "--no-instructions"],
+                capture_output=True,
+            )  # fmt: skip
+            _fail("initdb", result)
+            with (data / "postgresql.conf").open("a") as conf:
+                conf.write(f"\ninclude_if_exists = '{_CONF_FILE}'\n")
+            (data / _PASSWORD_FILE).write_text(password)
+            pwfile.unlink()
+            template.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=template.parent))
+            shutil.copytree(data, staging / "data", symlinks=True)
+            try:
+                staging.rename(template)
+            except OSError:  # another process made it first
+                shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return template
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _conf_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    text = str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _read_pidfile(data_dir: Path) -> tuple[int, int, str] | None:
+    """(pid, port, socket dir) of a running server, from its postmaster.pid, or None."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        pid, port, sockdir = int(lines[0]), int(lines[3]), lines[4]
+    except (OSError, IndexError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by the server's user
+    return pid, port, sockdir
+
+
+class EmbeddedServer:
+    """A running PostgreSQL server owned by this process (see :func:`start`)."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        bindir: Path,
+        version: str,
+        port: int,
+        password: str,
+        socket_dir: Path,
+        throwaway: bool,
+        ssl_ca: Path | None,
+        run_as: _RunAs,
+    ) -> None:
+        self.data_dir = data_dir
+        self.bindir = bindir
+        self.version = version
+        self.port = port
+        self.socket_dir = socket_dir
+        self.throwaway = throwaway
+        self.ssl_ca = ssl_ca
+        self._password = password
+        self._run_as = run_as
+        self._stopped = False
+        self._owner_pid = os.getpid()
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def pid(self) -> int | None:
+        state = _read_pidfile(self.data_dir)
+        return state[0] if state else None
+
+    @property
+    def password(self) -> str:
+        return self._password
+
+    @property
+    def url(self) -> str:
+        """A libpq URL for the ``postgres`` database as the superuser, password included."""
+        return self.url_for(SUPERUSER)
+
+    def url_for(self, dbname: str) -> str:
+        """The same URL as :attr:`url` for another database."""
+        query: dict[str, str] = {}
+        host = "127.0.0.1"
+        if self.ssl_ca is not None:
+            host = "localhost"  # the name the certificate is for; hostaddr skips DNS
+            query = {"hostaddr": "127.0.0.1", "sslmode": "verify-full",
+                     "sslrootcert": str(self.ssl_ca)}  # fmt: skip
+        url = f"postgresql://{SUPERUSER}:{quote(self._password, safe='')}@{host}:{self.port}/"
+        url += quote(dbname, safe="")
+        return url + ("?" + urlencode(query) if query else "")
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else f"port={self.port}"
+        return f"<EmbeddedServer PostgreSQL {self.version} {state} data_dir={str(self.data_dir)!r}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and, for a throwaway cluster, delete its files."""
+        if self._stopped or os.getpid() != self._owner_pid:
+            return  # a forked child must not stop its parent's server
+        self._stopped = True
+        _LIVE.discard(self)
+        _stop_cluster(self.bindir, self.data_dir, self._run_as)
+        if self.throwaway:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def _stop_cluster(bindir: Path, data_dir: Path, who: _RunAs) -> None:
+    for mode in ("fast", "immediate"):
+        result = who.run(
+            [str(bindir / "pg_ctl"), "stop", "-D", str(data_dir), "-m", mode, "-w", "-t", "30"],
+            capture_output=True,
+        )
+        if result.returncode == 0 or _read_pidfile(data_dir) is None:
+            return
+    state = _read_pidfile(data_dir)
+    if state:  # last resort: never leave a postmaster behind
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state[0], signal.SIGKILL)
+
+
+def _write_ssl_files(data_dir: Path) -> Path:
+    """Make a throwaway CA and a server certificate for ``localhost``; return the CA's path."""
+    try:
+        from pgkeel._certs import make_ca_and_server_cert
+    except ImportError as exc:  # cryptography missing
+        raise EmbeddedServerError(
+            "ssl=True needs the 'cryptography' package: pip install 'pgkeel[embedded]'"
+        ) from exc
+    ca_pem, cert_pem, key_pem = make_ca_and_server_cert("localhost")
+    (data_dir / "server.crt").write_bytes(cert_pem)
+    key = data_dir / "server.key"
+    key.write_bytes(key_pem)
+    key.chmod(0o600)
+    ca = data_dir / "root.crt"
+    ca.write_bytes(ca_pem)
+    return ca
+
+
+def _settings_for(
+    bindir: Path, port: int, socket_dir: Path, throwaway: bool, ssl: bool,
+    settings: Mapping[str, object] | None,
+) -> dict[str, object]:  # fmt: skip
+    merged: dict[str, object] = dict(DEFAULT_SETTINGS)
+    if throwaway:
+        merged.update(_THROWAWAY_SETTINGS)
+    libdir = _pkglibdir(bindir)
+    if settings is None or "shared_preload_libraries" not in settings:
+        wanted = str(merged["shared_preload_libraries"]).split(",")
+        present = [
+            lib for lib in wanted if libdir is not None and (libdir / f"{lib.strip()}.so").exists()
+        ]
+        if present != wanted:
+            logger.info(
+                "not preloading %s: not shipped with %s", set(wanted) - set(present), bindir
+            )
+        merged["shared_preload_libraries"] = ",".join(present)
+    merged.update(settings or {})
+    merged.update(port=port, listen_addresses="127.0.0.1", unix_socket_directories=str(socket_dir))
+    if ssl:
+        merged.update(ssl=True, ssl_cert_file="server.crt", ssl_key_file="server.key")
+    return merged
+
+
+def start(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    port: int | None = None,
+    settings: Mapping[str, object] | None = None,
+    ssl: bool = False,
+) -> EmbeddedServer:
+    """Start a PostgreSQL server and return it; use it as a context manager to stop it.
+
+    ``data_dir=None`` makes a throwaway cluster, deleted at stop; a path makes (or reuses) a
+    persistent one. ``port=None`` picks a free port. ``settings`` override
+    :data:`DEFAULT_SETTINGS` (e.g. ``{"max_connections": 20}``). ``ssl=True`` generates a CA and
+    a certificate for ``localhost``; the URL then asks for ``sslmode=verify-full``.
+    """
+    bindir = find_bindir()
+    version = _server_version(bindir)
+    who = _run_as()
+    throwaway = data_dir is None
+    if data_dir is None:
+        root = Path(tempfile.mkdtemp(prefix="pgkeel-"))
+        who.own(root)
+        data = root / "data"
+    else:
+        data = Path(data_dir).absolute()
+        data.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _check_reachable(data.parent, who)
+        password = _prepare_data_dir(data, bindir, version, who)
+        server = _launch(data, bindir, version, who, password, port, settings, ssl, throwaway)
+    except BaseException:
+        if throwaway:
+            shutil.rmtree(data.parent, ignore_errors=True)
+        raise
+    return server
+
+
+def _prepare_data_dir(data: Path, bindir: Path, version: str, who: _RunAs) -> str | None:
+    """Make ``data`` a cluster; return the password to switch to, or None if it is kept."""
+    if (data / "PG_VERSION").exists():
+        major = (data / "PG_VERSION").read_text().strip()
+        if major != version.split(".")[0]:
+            raise EmbeddedServerError(
+                f"{data} holds a PostgreSQL {major} cluster but the binaries in {bindir} are "
+                f"{version}; set PGKEEL_PG_BINDIR to a PostgreSQL {major} bin/ directory."
+            )
+        if state := _read_pidfile(data):
+            raise EmbeddedServerError(
+                f"the cluster in {data} is already running (pid {state[0]}, port {state[1]}); "
+                "use `pgkeel db url` to reach it or `pgkeel db stop` to stop it."
+            )
+        if not (data / _PASSWORD_FILE).exists():
+            raise EmbeddedServerError(f"{data} is a cluster pgkeel did not create (no password)")
+        return None
+    if data.exists() and any(data.iterdir()):
+        raise EmbeddedServerError(
+            f"{data} exists, is not empty and is not a PostgreSQL cluster; choose another path."
+        )
+    template = _template(bindir, version, who)
+    data.mkdir(mode=0o700, exist_ok=True)
+    shutil.copytree(template / "data", data, symlinks=True, dirs_exist_ok=True)
+    return secrets.token_urlsafe(24)
+
+
+def _launch(
+    data: Path, bindir: Path, version: str, who: _RunAs, new_password: str | None,
+    port: int | None, settings: Mapping[str, object] | None, ssl: bool, throwaway: bool,
+) -> EmbeddedServer:  # fmt: skip
+    data.chmod(0o700)
+    ssl_ca = _write_ssl_files(data) if ssl else None
+    socket_dir = Path(tempfile.mkdtemp(prefix="pgkeel-sock-"))
+    for attempt in range(3):
+        chosen = port or _free_port()
+        conf = _settings_for(bindir, chosen, socket_dir, throwaway, ssl, settings)
+        (data / _CONF_FILE).write_text(
+            "# written by pgkeel at each start; edit settings= instead\n"
+            + "".join(f"{k} = {_conf_value(v)}\n" for k, v in conf.items())
+        )
+        who.own(data)
+        who.own(socket_dir)
+        log = data / _LOG_FILE
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
+        # pg_ctl's output goes to a file: a pipe would be inherited by the postmaster and hang us.
+        with tempfile.TemporaryFile("w+") as out:
+            result = who.run(
+                [str(bindir / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w",
+                 "-t", str(_START_TIMEOUT_S), "-s"],
+                stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            out.seek(0)
+            result.stdout = out.read()
+        if result.returncode == 0:
+            break
+        in_use = log.exists() and "could not bind" in log.read_text(errors="replace")
+        if port is None and in_use and attempt < 2:
+            continue  # somebody took the free port between our check and the bind
+        shutil.rmtree(socket_dir, ignore_errors=True)
+        _fail("pg_ctl start", result, log)
+    password_file = data / _PASSWORD_FILE
+    password = password_file.read_text().strip()
+    server = EmbeddedServer(
+        data_dir=data, bindir=bindir, version=version, port=chosen, password=password,
+        socket_dir=socket_dir, throwaway=throwaway, ssl_ca=ssl_ca, run_as=who,
+    )  # fmt: skip
+    _LIVE.add(server)
+    _install_signal_handler()
+    if new_password is not None:
+        try:
+            _set_password(server, new_password)
+        except BaseException:
+            server.stop()
+            raise
+        password_file.write_text(new_password)
+        password_file.chmod(0o600)
+        who.own(password_file)
+        server._password = new_password
+    return server
+
+
+def _set_password(server: EmbeddedServer, password: str) -> None:
+    """Replace the template's password so that each cluster has its own."""
+    with psycopg.connect(
+        host=str(server.socket_dir), port=server.port, user=SUPERUSER, dbname="postgres",
+        password=server.password, autocommit=True, connect_timeout=10,
+    ) as conn:  # fmt: skip
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(SUPERUSER), sql.Literal(password)
+            )
+        )
+
+
+def running(data_dir: str | os.PathLike[str]) -> EmbeddedServer | None:
+    """The server running on a persistent ``data_dir`` (started by any process), or None.
+
+    The returned object can give the URL and stop the server; used by ``pgkeel db``.
+    """
+    data = Path(data_dir).absolute()
+    state = _read_pidfile(data)
+    if state is None:
+        return None
+    _, port, sockdir = state
+    bindir = find_bindir()
+    return EmbeddedServer(
+        data_dir=data, bindir=bindir, version=_server_version(bindir), port=port,
+        password=(data / _PASSWORD_FILE).read_text().strip(), socket_dir=Path(sockdir),
+        throwaway=False, ssl_ca=(data / "root.crt") if (data / "server.key").exists() else None,
+        run_as=_run_as(),
+    )  # fmt: skip
+
+
+# --- never leave a postmaster behind ----------------------------------------------------------
+
+_LIVE: set[EmbeddedServer] = set()
+
+
+def _stop_all() -> None:
+    for srv in list(_LIVE):
+        with contextlib.suppress(Exception):
+            srv.stop()
+
+
+atexit.register(_stop_all)
+_signal_installed = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _stop_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_signal_handler() -> None:
+    """Stop our servers on SIGTERM, unless the application handles SIGTERM itself."""
+    global _signal_installed
+    if _signal_installed or threading.current_thread() is not threading.main_thread():
+        return
+    _signal_installed = True
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_sigterm)
