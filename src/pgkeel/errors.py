@@ -22,3 +22,19 @@ class EmbeddedServerError(Error):
 
 class ServerNotFoundError(EmbeddedServerError):
     """No PostgreSQL server binaries were found in any of the places pgkeel looks."""
+
+
+class IdentifierError(Error, ValueError):
+    """A table, schema or column name that PostgreSQL would not keep as given (empty, too long)."""
+
+
+class RowError(Error, ValueError):
+    """Rows given to a bulk operation do not fit the table (a missing key, a generated column)."""
+
+
+class DuplicateKeyError(Error, ValueError):
+    """Rows given to ``upsert()`` repeat a conflict key; ``.key`` is one of the repeated keys."""
+
+    def __init__(self, message: str, *, key: object) -> None:
+        super().__init__(message)
+        self.key = key

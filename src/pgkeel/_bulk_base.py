@@ -1,0 +1,419 @@
+"""The I/O-free half of pgkeel's bulk and streaming operations.
+
+Everything here is shared by the sync (:mod:`pgkeel.copy`) and async (:mod:`pgkeel.copy_async`)
+faces: checking and quoting names, reading a table's column types from the catalog (the query and
+the interpretation of its answer, not the round trip), choosing the COPY format, shaping Python
+rows into the tuples COPY wants, and composing the statements. Nothing here talks to the server.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
+from typing import Any, Literal, LiteralString, TypeAlias
+
+from psycopg import errors as pg_errors
+from psycopg import pq, sql
+from psycopg.adapt import AdaptersMap
+
+from pgkeel.errors import DuplicateKeyError, IdentifierError, RowError
+
+Table: TypeAlias = "str | tuple[str, str]"
+"""A table name: one identifier (never split on dots), or a ``(schema, name)`` pair."""
+
+Progress: TypeAlias = Callable[[int], object]
+"""A callback given the number of rows done so far."""
+
+Query: TypeAlias = "LiteralString | sql.SQL | sql.Composed"
+"""A query: a literal string or composed SQL, so that an f-string query is a type error."""
+
+CopyFormat: TypeAlias = Literal["csv", "text", "binary"]
+OnDuplicate: TypeAlias = Literal["error", "last"]
+
+# PostgreSQL truncates longer names silently (NAMEDATALEN - 1), so two long names could collide.
+MAX_IDENTIFIER_BYTES = 63
+# Rows handed to the writer between two progress reports; also the size of the slices the
+# row iterator is read in, which bounds memory whatever the iterator yields.
+BATCH_ROWS = 10_000
+CSV_CHUNK_BYTES = 1 << 20
+
+_TEXT_OID = 25
+_BINARY = pq.Format.BINARY
+
+
+def check_identifier(name: str, what: str = "name") -> str:
+    """Return ``name`` if PostgreSQL would keep it as it is, else raise :class:`IdentifierError`."""
+    if not isinstance(name, str):
+        raise IdentifierError(f"{what} must be a str, got {type(name).__name__}")
+    if not name:
+        raise IdentifierError(f"{what} is empty")
+    if "\x00" in name:
+        raise IdentifierError(f"{what} {name!r} contains a NUL character")
+    size = len(name.encode())
+    if size > MAX_IDENTIFIER_BYTES:
+        raise IdentifierError(
+            f"{what} {name!r} is {size} bytes long; PostgreSQL would silently truncate it to"
+            f" {MAX_IDENTIFIER_BYTES} bytes: use a shorter name"
+        )
+    return name
+
+
+def table_identifier(table: Table) -> sql.Identifier:
+    """Quote a table name (``"name"`` or ``("schema", "name")``) after checking its parts."""
+    if isinstance(table, tuple):
+        if len(table) != 2:
+            raise IdentifierError(
+                f"a qualified table name is a (schema, name) pair, got {len(table)} parts"
+            )
+        return sql.Identifier(
+            check_identifier(table[0], "schema name"), check_identifier(table[1], "table name")
+        )
+    return sql.Identifier(check_identifier(table, "table name"))
+
+
+def table_label(table: Table) -> str:
+    """The table as a human reads it in an error message."""
+    return ".".join(table) if isinstance(table, tuple) else table
+
+
+# One round trip gives the table's oid (NULL if it does not exist) and its live columns. Domains
+# are resolved to their base type here: binary COPY sends the base type's representation.
+CATALOG_QUERY = sql.SQL(
+    """\
+WITH RECURSIVE rel AS (SELECT to_regclass(%s) AS oid),
+col AS (
+    SELECT a.attnum, a.attname, a.attgenerated, a.atttypid AS typid, 0 AS depth
+    FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid
+    WHERE a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+    SELECT col.attnum, col.attname, col.attgenerated, t.typbasetype, col.depth + 1
+    FROM col JOIN pg_type t ON t.oid = col.typid
+    WHERE t.typtype = 'd'
+)
+SELECT rel.oid::int8, c.attname, c.attgenerated <> '', c.typid::int8, t.typtype,
+    t.typname, t.typelem::int8
+FROM rel
+LEFT JOIN LATERAL (
+    SELECT DISTINCT ON (attnum) * FROM col ORDER BY attnum, depth DESC
+) c ON true
+LEFT JOIN pg_type t ON t.oid = c.typid
+ORDER BY c.attnum"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    oid: int  # the oid binary COPY must be given (a domain's base type, text for an enum)
+    type_name: str
+    generated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """What the catalog says about a table: enough to COPY into it in binary without guessing."""
+
+    identifier: sql.Identifier
+    label: str
+    columns: tuple[Column, ...]
+
+    def column_map(self) -> dict[str, Column]:
+        return {c.name: c for c in self.columns}
+
+    def writable(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if not c.generated)
+
+
+def parse_catalog(
+    table: Table, identifier: sql.Identifier, records: Sequence[Sequence[Any]]
+) -> TableInfo:
+    """Turn :data:`CATALOG_QUERY`'s records into a :class:`TableInfo`, or raise if no table."""
+    label = table_label(table)
+    if not records or records[0][0] is None:
+        hint = ""
+        if isinstance(table, str) and "." in table:
+            schema, _, name = table.partition(".")
+            hint = f"; for table {name!r} in schema {schema!r} pass ({schema!r}, {name!r})"
+        raise pg_errors.UndefinedTable(f"table {label!r} does not exist{hint}")
+    columns = []
+    for _, name, generated, oid, typtype, typname, _typelem in records:
+        if name is None:
+            continue
+        # An enum's binary form is its label's text, and COPY sends no type oid per field.
+        send_oid = _TEXT_OID if typtype == "e" else oid
+        columns.append(Column(name, send_oid, typname, bool(generated)))
+    return TableInfo(identifier, label, tuple(columns))
+
+
+def select_columns(
+    info: TableInfo, columns: Sequence[str] | None, first: object
+) -> tuple[str, ...]:
+    """The columns a COPY will fill, checked against the catalog before any data is sent.
+
+    With ``columns=None`` a dict row names its own columns (its keys, in order); a tuple row fills
+    every column that is not generated, in table order.
+    """
+    if columns is None:
+        columns = tuple(first.keys()) if isinstance(first, Mapping) else info.writable()
+        if not columns:
+            raise RowError(f"no columns to copy into table {info.label!r}")
+    elif isinstance(columns, str):
+        raise TypeError("columns must be a sequence of names, not a str")
+    cols = tuple(check_identifier(c, "column name") for c in columns)
+    known = info.column_map()
+    unknown = [c for c in cols if c not in known]
+    if unknown:
+        raise pg_errors.UndefinedColumn(
+            f"table {info.label!r} has no column {', '.join(map(repr, unknown))};"
+            f" its columns are {', '.join(map(repr, known))}"
+        )
+    generated = [c for c in cols if known[c].generated]
+    if generated:
+        raise RowError(
+            f"column {', '.join(map(repr, generated))} of table {info.label!r} is generated"
+            " and cannot be written: leave it out"
+        )
+    if len(set(cols)) != len(cols):
+        raise RowError(f"a column is named twice in {list(cols)!r}")
+    return cols
+
+
+def column_oids(info: TableInfo, cols: Sequence[str], adapters: AdaptersMap) -> list[int] | None:
+    """The oids to give ``Copy.set_types()`` for a binary COPY, or None if one cannot be dumped.
+
+    A type psycopg has no binary dumper for (an array of enums, a type from an extension that was
+    not registered) makes the whole COPY fall back to the text format, where the server parses
+    each value and no oid is needed.
+    """
+    known = info.column_map()
+    oids = [known[c].oid for c in cols]
+    for oid in oids:
+        try:
+            adapters.get_dumper_by_oid(oid, _BINARY)
+        except Exception:  # psycopg raises ProgrammingError, or KeyError for a bad format
+            return None
+    return oids
+
+
+def row_getter(first: object, cols: Sequence[str]) -> Callable[[Any], Sequence[Any]] | None:
+    """A function turning one row into the tuple COPY writes, or None if rows are already tuples.
+
+    Dict rows go through :func:`operator.itemgetter`, a single C call per row.
+    """
+    if not isinstance(first, Mapping):
+        return None
+    if len(cols) == 1:
+        (col,) = cols
+        return lambda row: (row[col],)
+    return itemgetter(*cols)
+
+
+def missing_key_error(exc: KeyError, row: object, cols: Sequence[str], number: int) -> RowError:
+    key = exc.args[0] if exc.args else None
+    return RowError(
+        f"row {number} has no value for column {key!r}; every dict row needs the keys"
+        f" {list(cols)!r} (pass columns= to choose them)"
+    )
+
+
+def is_missing_key(exc: KeyError, row: object, cols: Sequence[str]) -> bool:
+    """Whether ``exc`` came from looking up a column in a dict row (not from the user's code)."""
+    return (
+        isinstance(row, Mapping)
+        and bool(exc.args)
+        and exc.args[0] in cols
+        and exc.args[0] not in row
+    )
+
+
+def copy_in_statement(info: TableInfo, cols: Sequence[str], binary: bool) -> sql.Composed:
+    fmt = sql.SQL("(FORMAT BINARY)" if binary else "")
+    return sql.SQL("COPY {} ({}) FROM STDIN {}").format(
+        info.identifier, sql.SQL(", ").join(map(sql.Identifier, cols)), fmt
+    )
+
+
+def csv_options(*, header: bool, delimiter: str) -> sql.Composed:
+    if len(delimiter) != 1:
+        raise ValueError(f"delimiter must be one character, got {delimiter!r}")
+    return sql.SQL("(FORMAT csv, HEADER {}, DELIMITER {})").format(
+        sql.SQL("true" if header else "false"), sql.Literal(delimiter)
+    )
+
+
+def copy_in_csv_statement(
+    info: TableInfo, cols: Sequence[str], *, header: bool, delimiter: str
+) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN {}").format(
+        info.identifier,
+        sql.SQL(", ").join(map(sql.Identifier, cols)),
+        csv_options(header=header, delimiter=delimiter),
+    )
+
+
+def parse_header(line: str, delimiter: str) -> list[str]:
+    """The column names in a CSV header line."""
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+_QUERY_START = re.compile(r"\s*(\(|(select|with|values|table)\b)", re.IGNORECASE)
+
+
+def copy_out_statement(
+    query_or_table: str | sql.Composable | tuple[str, str],
+    *,
+    format: CopyFormat,
+    header: bool,
+) -> sql.Composed:
+    """``COPY (query) TO STDOUT`` or ``COPY table TO STDOUT`` with the format's options.
+
+    A ``str`` starting like a query (``SELECT``, ``WITH``, ``VALUES``, ``TABLE``, ``(``) is a
+    query; any other ``str``, or a ``(schema, name)`` pair, is a table name.
+    """
+    source: sql.Composable
+    if isinstance(query_or_table, sql.Identifier):
+        source = query_or_table
+    elif isinstance(query_or_table, sql.Composable):
+        source = sql.SQL("({})").format(query_or_table)
+    elif isinstance(query_or_table, str) and _QUERY_START.match(query_or_table):
+        # Typed str, not LiteralString, so that a table name can be passed too; a query here
+        # is sent as written, exactly as Cursor.execute() would send it.
+        source = sql.SQL("({})").format(sql.SQL(query_or_table))
+    else:
+        source = table_identifier(query_or_table)
+    options: sql.Composable
+    if format == "binary":
+        options = sql.SQL("(FORMAT binary)")
+    elif format == "csv":
+        options = sql.SQL("(FORMAT csv, HEADER {})").format(sql.SQL("true" if header else "false"))
+    elif format == "text":
+        options = sql.SQL("(FORMAT text)")
+    else:
+        raise ValueError(f"format must be 'csv', 'text' or 'binary', got {format!r}")
+    return sql.SQL("COPY {} TO STDOUT {}").format(source, options)
+
+
+# --- upsert ---------------------------------------------------------------------------------
+
+
+def upsert_plan(
+    info: TableInfo,
+    cols: Sequence[str],
+    key: Sequence[str] | str,
+    update: Sequence[str] | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Check ``key`` and ``update`` against the copied columns; return them as tuples."""
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    if not keys:
+        raise ValueError("key must name at least one column (the conflict target)")
+    missing = [k for k in keys if k not in cols]
+    if missing:
+        raise RowError(
+            f"key column {', '.join(map(repr, missing))} is not among the copied columns"
+            f" {list(cols)!r}"
+        )
+    if update is None:
+        updates = tuple(c for c in cols if c not in keys)
+    else:
+        updates = (update,) if isinstance(update, str) else tuple(update)
+        bad = [u for u in updates if u not in cols or u in keys]
+        if bad:
+            raise RowError(
+                f"update column {', '.join(map(repr, bad))} must be a copied column and not"
+                f" a key column; copied: {list(cols)!r}, key: {list(keys)!r}"
+            )
+    return keys, updates
+
+
+def stage_name(n: int) -> sql.Identifier:
+    return sql.Identifier(f"pgkeel_stage_{n}")
+
+
+def create_stage_statement(
+    info: TableInfo, cols: Sequence[str], stage: sql.Identifier
+) -> sql.Composed:
+    # CREATE ... AS ... WITH NO DATA copies the column types and nothing else: no index, no
+    # constraint, no default to slow the COPY down.
+    return sql.SQL(
+        "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+    ).format(stage, sql.SQL(", ").join(map(sql.Identifier, cols)), info.identifier)
+
+
+def merge_statement(
+    info: TableInfo,
+    cols: Sequence[str],
+    keys: Sequence[str],
+    updates: Sequence[str],
+    stage: sql.Identifier,
+    on_duplicate: OnDuplicate,
+) -> sql.Composed:
+    col_list = sql.SQL(", ").join(map(sql.Identifier, cols))
+    key_list = sql.SQL(", ").join(map(sql.Identifier, keys))
+    source: sql.Composable
+    if on_duplicate == "last":
+        # The staging table is fresh and filled by one COPY, so physical order is input order.
+        source = sql.SQL("SELECT DISTINCT ON ({k}) {c} FROM {s} ORDER BY {k}, ctid DESC").format(
+            k=key_list, c=col_list, s=stage
+        )
+    elif on_duplicate == "error":
+        source = sql.SQL("SELECT {} FROM {}").format(col_list, stage)
+    else:
+        raise ValueError(f"on_duplicate must be 'error' or 'last', got {on_duplicate!r}")
+    action: sql.Composable
+    if updates:
+        action = sql.SQL("DO UPDATE SET {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(u)) for u in updates
+            )
+        )
+    else:
+        action = sql.SQL("DO NOTHING")
+    return sql.SQL("INSERT INTO {} ({}) {} ON CONFLICT ({}) {}").format(
+        info.identifier, col_list, source, key_list, action
+    )
+
+
+def duplicate_query(keys: Sequence[str], stage: sql.Identifier) -> sql.Composed:
+    key_list = sql.SQL(", ").join(map(sql.Identifier, keys))
+    return sql.SQL("SELECT {k}, count(*) FROM {s} GROUP BY {k} HAVING count(*) > 1 LIMIT 1").format(
+        k=key_list, s=stage
+    )
+
+
+def duplicate_error(
+    info: TableInfo, keys: Sequence[str], record: Sequence[Any] | None
+) -> DuplicateKeyError:
+    if record is None:  # pragma: no cover - the server saw one; we could not find it again
+        return DuplicateKeyError(
+            f"rows given to upsert() into {info.label!r} repeat a key; pass"
+            " on_duplicate='last' to keep the last row of each key",
+            key=None,
+        )
+    *values, count = record
+    value: Any = values[0] if len(values) == 1 else tuple(values)
+    named = ", ".join(f"{k}={v!r}" for k, v in zip(keys, values, strict=True))
+    return DuplicateKeyError(
+        f"rows given to upsert() into {info.label!r} repeat a key: {named} appears {count}"
+        " times; remove the duplicates or pass on_duplicate='last' to keep the last row of"
+        " each key",
+        key=value,
+    )
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def is_text_file(file: object) -> bool:
+    return isinstance(file, io.TextIOBase)
+
+
+def iter_batches(rows: Iterable[Any], size: int = BATCH_ROWS) -> Iterable[list[Any]]:
+    """Slices of ``size`` rows: the unit of writing and of progress reports."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
