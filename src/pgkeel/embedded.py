@@ -25,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
@@ -64,12 +65,9 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
     "password_encryption": "scram-sha-256",
     "max_connections": "100",
 }
-# A throwaway cluster's data is gone at stop, so durability only costs time.
-_THROWAWAY_SETTINGS: Mapping[str, str] = {
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
-}
+# A throwaway cluster's data is gone at stop, so durability only costs time. (Not
+# synchronous_commit=off: logical decoding only sees flushed WAL, so commits would show up late.)
+_THROWAWAY_SETTINGS: Mapping[str, str] = {"fsync": "off", "full_page_writes": "off"}
 
 
 # --- finding the binaries ---------------------------------------------------------------------
@@ -419,6 +417,10 @@ class EmbeddedServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def detach(self) -> None:
+        """Leave the server running when this process exits (``pgkeel db start`` does this)."""
+        _LIVE.discard(self)
+
     def stop(self) -> None:
         """Stop the server (fast shutdown) and, for a throwaway cluster, delete its files."""
         if self._stopped or os.getpid() != self._owner_pid:
@@ -593,6 +595,8 @@ def _launch(
         socket_dir=socket_dir, throwaway=throwaway, ssl_ca=ssl_ca, run_as=who,
     )  # fmt: skip
     _LIVE.add(server)
+    if server.pid is not None:
+        _STARTED.append((server.pid, data))
     _install_signal_handler()
     if new_password is not None:
         try:
@@ -642,6 +646,8 @@ def running(data_dir: str | os.PathLike[str]) -> EmbeddedServer | None:
 # --- never leave a postmaster behind ----------------------------------------------------------
 
 _LIVE: set[EmbeddedServer] = set()
+# Every postmaster this process started, so that a test suite can prove none outlived it.
+_STARTED: list[tuple[int, Path]] = []
 
 
 def _stop_all() -> None:
@@ -668,3 +674,18 @@ def _install_signal_handler() -> None:
     _signal_installed = True
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once process ``pid`` has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, owned by the server's user
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)

@@ -1,0 +1,291 @@
+"""The embedded server: lifecycle, discovery, root handling, TLS and cleanup, on real servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from pgkeel import embedded
+from pgkeel._certs import make_ca_and_server_cert
+from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
+
+REAL_BINDIR = embedded.find_bindir()
+
+
+def _select_one(url: str) -> object:
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        row = conn.execute("select 1").fetchone()
+        return row[0] if row else None
+
+
+def test_throwaway_cluster_starts_answers_and_is_removed_on_stop() -> None:
+    """A throwaway cluster serves queries and leaves neither process nor files after stop()."""
+    server = embedded.start()
+    pid, data_dir = server.pid, server.data_dir
+    assert pid is not None
+    assert _select_one(server.url) == 1
+    with psycopg.connect(server.url) as conn:
+        assert conn.execute("show wal_level").fetchone() == ("logical",)
+        assert conn.execute("show listen_addresses").fetchone() == ("127.0.0.1",)
+    server.stop()
+    assert embedded._wait_gone(pid)
+    assert not data_dir.exists()
+
+
+def test_context_manager_stops_the_server() -> None:
+    """Leaving the `with` block stops the server."""
+    with embedded.start() as server:
+        pid = server.pid
+        assert _select_one(server.url) == 1
+    assert pid is not None
+    assert embedded._wait_gone(pid)
+
+
+def test_persistent_cluster_keeps_data_and_password_across_restarts(cluster_dir: Path) -> None:
+    """A data_dir cluster survives stop/start with its tables and its password."""
+    data_dir = cluster_dir / "cluster"
+    with embedded.start(data_dir) as first:
+        with psycopg.connect(first.url, autocommit=True) as conn:
+            conn.execute("create table kept (x int); insert into kept values (42)")
+        password = first.password
+    assert (data_dir / "PG_VERSION").exists()
+    with embedded.start(data_dir) as second:
+        assert second.password == password
+        with psycopg.connect(second.url) as conn:
+            assert conn.execute("select x from kept").fetchone() == (42,)
+    assert (data_dir / "PG_VERSION").exists()
+
+
+def test_password_file_is_private_and_differs_per_cluster() -> None:
+    """Each cluster gets its own generated password, stored 0600 in its data directory."""
+    with embedded.start() as a, embedded.start() as b:
+        assert a.password != b.password
+        mode = stat.S_IMODE((a.data_dir / "pgkeel.password").stat().st_mode)
+        assert mode == 0o600
+        assert a.password not in repr(a)
+
+
+def test_wrong_password_is_refused() -> None:
+    """Authentication is scram-sha-256, never trust: a wrong password fails."""
+    with embedded.start() as server:
+        bad = server.url.replace(server.password, "not-the-password")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(bad, connect_timeout=5)
+
+
+def test_two_clusters_at_once_on_different_ports() -> None:
+    """Two throwaway clusters run side by side, each on its own port."""
+    with embedded.start() as a, embedded.start() as b:
+        assert a.port != b.port
+        assert _select_one(a.url) == _select_one(b.url) == 1
+
+
+def test_requested_port_and_settings_are_applied() -> None:
+    """port= is used as given and settings= overrides the defaults."""
+    with embedded.start() as probe:
+        port = probe.port  # known free once probe stops
+    with embedded.start(port=port, settings={"max_connections": 23}) as server:
+        assert server.port == port
+        with psycopg.connect(server.url) as conn:
+            assert conn.execute("show max_connections").fetchone() == ("23",)
+
+
+def test_persistent_cluster_already_running_is_an_error(cluster_dir: Path) -> None:
+    """Starting a persistent cluster twice names the running one and how to reach it."""
+    with (
+        embedded.start(cluster_dir / "c"),
+        pytest.raises(EmbeddedServerError, match="already running"),
+    ):
+        embedded.start(cluster_dir / "c")
+
+
+def test_non_empty_non_cluster_directory_is_refused(cluster_dir: Path) -> None:
+    """pgkeel never initdb's over a directory that holds other files."""
+    (cluster_dir / "stuff.txt").write_text("mine")
+    with pytest.raises(EmbeddedServerError, match="not empty"):
+        embedded.start(cluster_dir)
+    assert (cluster_dir / "stuff.txt").read_text() == "mine"
+
+
+# --- binary discovery -------------------------------------------------------------------------
+
+
+def _fake_bindir(where: Path) -> Path:
+    """A directory holding links to the real server binaries."""
+    where.mkdir(parents=True)
+    for name in ("postgres", "initdb", "pg_ctl"):
+        (where / name).symlink_to(REAL_BINDIR / name)
+    return where
+
+
+def _fake_pg_config(where: Path, bindir: Path) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    script = where / "pg_config"
+    script.write_text(f"#!/bin/sh\necho {bindir}\n")
+    script.chmod(0o755)
+
+
+def test_discovery_prefers_pgkeel_pg_bindir(tmp_path: Path) -> None:
+    """PGKEEL_PG_BINDIR wins over everything else."""
+    chosen = _fake_bindir(tmp_path / "chosen")
+    on_path = _fake_bindir(tmp_path / "onpath")
+    env = {"PGKEEL_PG_BINDIR": str(chosen), "PATH": str(on_path)}
+    assert embedded.find_bindir(environ=env) == chosen
+
+
+def test_discovery_rejects_a_wrong_pgkeel_pg_bindir(tmp_path: Path) -> None:
+    """A PGKEEL_PG_BINDIR without binaries is an error, not silently skipped."""
+    with pytest.raises(ServerNotFoundError, match="PGKEEL_PG_BINDIR"):
+        embedded.find_bindir(environ={"PGKEEL_PG_BINDIR": str(tmp_path), "PATH": ""})
+
+
+def test_discovery_uses_pg_config_before_path(tmp_path: Path) -> None:
+    """pg_config --bindir comes before server binaries found on PATH."""
+    via_config = _fake_bindir(tmp_path / "via_config")
+    path_dir = _fake_bindir(tmp_path / "path")
+    _fake_pg_config(path_dir, via_config)
+    assert embedded.find_bindir(environ={"PATH": str(path_dir)}) == via_config
+
+
+def test_discovery_skips_client_only_pg_config_then_uses_path(tmp_path: Path) -> None:
+    """A pg_config pointing at a client-only bindir is skipped; PATH binaries are used."""
+    client_only = tmp_path / "client"
+    client_only.mkdir()
+    path_dir = _fake_bindir(tmp_path / "path")
+    tools = tmp_path / "tools"
+    _fake_pg_config(tools, client_only)
+    env = {"PATH": f"{tools}:{path_dir}"}
+    assert embedded.find_bindir(environ=env, system_root=tmp_path / "none") == path_dir
+
+
+def test_discovery_picks_newest_system_version(tmp_path: Path) -> None:
+    """Without env or PATH hits, the newest /usr/lib/postgresql/<version>/bin is used."""
+    root = tmp_path / "postgresql"
+    for version in ("9.6", "14", "16"):
+        _fake_bindir(root / version / "bin")
+    (root / "17").mkdir()  # a version directory without binaries is skipped
+    found = embedded.find_bindir(environ={"PATH": ""}, system_root=root)
+    assert found == root / "16" / "bin"
+
+
+def test_discovery_falls_back_to_pgserver_wheel(tmp_path: Path) -> None:
+    """With nothing else available, the binaries bundled in the pgserver wheel are used."""
+    pytest.importorskip("pgserver")
+    found = embedded.find_bindir(environ={"PATH": ""}, system_root=tmp_path)
+    assert found.parts[-3:] == ("pgserver", "pginstall", "bin")
+
+
+def test_discovery_failure_lists_every_place_and_the_fix(tmp_path: Path) -> None:
+    """When nothing is found, the error names each place looked and how to fix it."""
+    with pytest.raises(ServerNotFoundError) as info:
+        embedded.find_bindir(environ={"PATH": ""}, system_root=tmp_path, use_pgserver=False)
+    message = str(info.value)
+    for place in ("PGKEEL_PG_BINDIR", "pg_config", "PATH", str(tmp_path)):
+        assert place in message
+    assert "pip install 'pgkeel[embedded]'" in message
+
+
+def test_pgserver_wheel_binaries_run_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pgserver wheel's PostgreSQL 16 starts, and its pgoutput plugin decodes changes."""
+    pytest.importorskip("pgserver")
+    bindir = embedded.find_bindir(environ={"PATH": ""}, system_root=Path("/nonexistent"))
+    monkeypatch.setenv("PGKEEL_PG_BINDIR", str(bindir))
+    with embedded.start() as server, psycopg.connect(server.url, autocommit=True) as conn:
+        assert server.major == 16
+        conn.execute("create table t (x int); create publication p for table t")
+        conn.execute("select pg_create_logical_replication_slot('s', 'pgoutput')")
+        conn.execute("insert into t values (1)")
+        changes = conn.execute(
+            "select count(*) from pg_logical_slot_peek_binary_changes("
+            "'s', null, null, 'proto_version', '1', 'publication_names', 'p')"
+        ).fetchone()
+        assert changes is not None
+        assert changes[0] >= 3  # begin, insert, commit
+        conn.execute("select pg_drop_replication_slot('s')")
+
+
+# --- root, TLS, cleanup -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when run as root")
+def test_as_root_the_server_runs_unprivileged() -> None:
+    """As root, the postmaster runs as an unprivileged user owning its data directory."""
+    with embedded.start() as server:
+        assert server.pid is not None
+        assert psutil.Process(server.pid).uids().real != 0
+        assert server.data_dir.stat().st_uid != 0
+        assert _select_one(server.url) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when run as root")
+def test_as_root_an_unreachable_data_dir_is_explained(tmp_path: Path) -> None:
+    """As root, a data_dir the server's user cannot enter fails early with the fix."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(EmbeddedServerError, match="cannot enter"):
+        embedded.start(private / "data")
+
+
+def test_ssl_verify_full_succeeds_with_the_generated_ca() -> None:
+    """ssl=True serves TLS that verify-full accepts against the generated CA."""
+    with embedded.start(ssl=True) as server:
+        assert "sslmode=verify-full" in server.url
+        with psycopg.connect(server.url) as conn:
+            assert conn.pgconn.ssl_in_use
+            assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+
+
+def test_ssl_verify_full_fails_with_a_wrong_ca(tmp_path: Path) -> None:
+    """verify-full against another CA is refused: the certificate check is real."""
+    other_ca, _, _ = make_ca_and_server_cert("localhost")
+    wrong = tmp_path / "wrong.crt"
+    wrong.write_bytes(other_ca)
+    with embedded.start(ssl=True) as server:
+        assert server.ssl_ca is not None
+        url = server.url.replace(str(server.ssl_ca).replace("/", "%2F"), str(wrong))
+        assert str(wrong) in url
+        with pytest.raises(psycopg.OperationalError, match="SSL error"):
+            psycopg.connect(url, connect_timeout=5)
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pgkeel import embedded
+    server = embedded.start()
+    print(server.pid, server.data_dir, flush=True)
+    if sys.argv[1] == "wait":
+        time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"),
+    [("exit", "interpreter exit"), ("wait", "SIGTERM")],
+)
+def test_owner_process_ending_stops_the_server(mode: str, how: str) -> None:
+    """A server is stopped and its files removed when its owner ends (exit or SIGTERM)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, mode], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        pid_text, data_dir = child.stdout.readline().split()
+        pid = int(pid_text)
+        if mode == "wait":
+            time.sleep(0.2)
+            assert psutil.pid_exists(pid)
+            child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    assert embedded._wait_gone(pid), f"postmaster {pid} survived {how}"
+    assert not Path(data_dir).exists()
