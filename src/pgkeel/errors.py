@@ -24,6 +24,22 @@ class ServerNotFoundError(EmbeddedServerError):
     """No PostgreSQL server binaries were found in any of the places pgkeel looks."""
 
 
+class PoolSizeError(Error):
+    """The pool's ``max_size`` does not fit in the connections the server has left."""
+
+
+class CommitOutcomeUnknownError(Error):
+    """The connection was lost during COMMIT: the transaction may or may not have committed.
+
+    Never retried automatically; check the data (or use an idempotency key) before running the
+    transaction again.
+    """
+
+
+class NotStorableError(Error, ValueError):
+    """A Python value cannot be stored as it is (a naive datetime, NaN in JSON...)."""
+
+
 class IdentifierError(Error, ValueError):
     """A table, schema or column name that PostgreSQL would not keep as given (empty, too long)."""
 

@@ -1,0 +1,277 @@
+"""What :class:`~pgkeel.Database` and :class:`~pgkeel.AsyncDatabase` share, without I/O.
+
+Configuration and pool arguments, counters behind ``stats()``, the leak watcher, the pool sizing
+verdict, the retry backoff and the rules for what is retried, when a checked-out connection
+needs a round-trip check, and when it needs a reset before going back. The two faces only add
+the I/O (blocking or awaited) around these.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import select
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool.base import AttemptWithBackoff
+
+from pgkeel.config import Config, resolve
+
+logger = logging.getLogger("pgkeel.pool")
+
+#: SQLSTATEs after which running the whole transaction again is safe and likely to succeed.
+RETRYABLE: tuple[type[psycopg.Error], ...] = (
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+)
+
+#: Command tags after which a connection carries session state that the next user must not see.
+_DIRTY_TAGS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE")
+
+SIZE_QUERY = """\
+SELECT current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int
+         + coalesce(current_setting('reserved_connections', true), '0')::int,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int"""
+
+
+def backoff(attempt: int, *, base: float = 0.01, cap: float = 1.0) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): capped exponential, full jitter."""
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+
+def pool_size_problem(
+    *, max_size: int, max_connections: int, reserved: int, in_use: int, ours: int
+) -> str | None:
+    """Explain why ``max_size`` does not fit in the server's free slots, or return ``None``."""
+    others = max(in_use - ours, 0)
+    free = max_connections - reserved - others
+    if max_size <= free:
+        return None
+    return (
+        f"pool max_size={max_size} does not fit: the server has max_connections="
+        f"{max_connections}, {reserved} reserved, {others} used by other clients, so {free} "
+        f"free; lower max_size to at most {max(free, 0)} (less if other processes share the "
+        "server), raise max_connections on the server, or put PgBouncer in front"
+    )
+
+
+def commit_unknown_message(exc: BaseException) -> str:
+    return (
+        f"the connection was lost during COMMIT ({type(exc).__name__}): the transaction may or "
+        "may not have committed; check the data (or use an idempotency key) before retrying"
+    )
+
+
+def socket_ready(conn: psycopg.BaseConnection[Any]) -> bool:
+    """True if the server sent something on an idle connection: an error before closing it
+    (terminated backend, shutdown) or EOF. Costs one poll(2), no round trip."""
+    try:
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except (OSError, psycopg.Error):
+        return True
+
+
+def needs_check(conn: psycopg.BaseConnection[Any], check_idle: float) -> bool:
+    """Decide if a connection just taken from the pool gets a round-trip check."""
+    idle_since: float = getattr(conn, "_pgkeel_idle_since", 0.0)
+    return time.monotonic() - idle_since > check_idle or socket_ready(conn)
+
+
+def is_dirty(statusmessage: str | None) -> bool:
+    return statusmessage is not None and statusmessage.startswith(_DIRTY_TAGS)
+
+
+class CappedAttempt(AttemptWithBackoff):
+    """psycopg_pool's reconnection backoff, capped, so the pool notices a server back quickly."""
+
+    def __init__(self, *, timeout: float, cap: float):
+        super().__init__(timeout=timeout)
+        self.cap = cap
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.cap)
+
+
+class Counters:
+    """The figures pgkeel adds to psycopg_pool's own in ``stats()``."""
+
+    __slots__ = ("checkouts", "errors", "lock", "retries", "wait_max", "wait_total")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.checkouts = 0
+        self.wait_total = 0.0
+        self.wait_max = 0.0
+        self.errors = 0
+        self.retries = 0
+
+    def checkout(self, waited: float) -> None:
+        with self.lock:
+            self.checkouts += 1
+            self.wait_total += waited
+            if waited > self.wait_max:
+                self.wait_max = waited
+
+    def error(self) -> None:
+        with self.lock:
+            self.errors += 1
+
+    def retry(self) -> None:
+        with self.lock:
+            self.retries += 1
+
+
+class LeakWatcher:
+    """Warns, once per checkout, about a connection held longer than ``timeout`` seconds, with
+    the stack where it was taken. One daemon thread per open Database; the hot query path does
+    not register here (its queries are bounded by ``statement_timeout``), only the blocks that
+    hand out a connection (``connection()``, ``transaction()``)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.held: dict[int, tuple[float, FrameType | None, int]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.timeout <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=_watch, args=(weakref.ref(self), self._stop), name="pgkeel-leaks", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._thread = None
+
+    def taken(self, key: int, frame: FrameType) -> None:
+        # Keep the frame (cheap) and format the stack only if a warning is due.
+        self.held[key] = (time.monotonic(), frame, frame.f_lineno)
+
+    def returned(self, key: int) -> None:
+        self.held.pop(key, None)
+
+    def scan(self) -> None:
+        now = time.monotonic()
+        for key, (since, frame, lineno) in list(self.held.items()):
+            if frame is not None and now - since > self.timeout:
+                stack = "".join(traceback.format_stack(frame))
+                logger.warning(
+                    "connection held for %.1f s (leak_timeout=%.1f s), taken at line %s of:\n%s",
+                    now - since,
+                    self.timeout,
+                    lineno,
+                    stack,
+                )
+                # Warn once per checkout; drop the frame reference.
+                if key in self.held:
+                    self.held[key] = (since, None, lineno)
+
+
+def _watch(ref: weakref.ref[LeakWatcher], stop: threading.Event) -> None:
+    while True:
+        watcher = ref()
+        if watcher is None:
+            return
+        interval = min(max(watcher.timeout / 4, 0.05), 5.0)
+        watcher.scan()
+        del watcher
+        if stop.wait(interval):
+            return
+
+
+class DatabaseBase:
+    """State and pure logic shared by the sync and async faces."""
+
+    config: Config
+
+    def __init__(self, url: str | None, options: Mapping[str, Any]) -> None:
+        self.config = resolve(url, options)
+        self._counters = Counters()
+        self._leaks = LeakWatcher(self.config.leak_timeout)
+        self._dirty: set[int] = set()
+        if self.config.ssl_warning:
+            logger.warning(
+                "%s; add sslmode=verify-full (with sslrootcert) to the URL",
+                self.config.ssl_warning,
+            )
+
+    def _pool_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "conninfo": cfg.conninfo,
+            "min_size": cfg.min_size,
+            "max_size": cfg.max_size,
+            "timeout": cfg.timeout,
+            "max_idle": cfg.max_idle,
+            "max_lifetime": cfg.max_lifetime,
+            "max_waiting": cfg.max_waiting,
+            "name": cfg.name,
+            # One statement is one transaction: no BEGIN/ROLLBACK round trips around single
+            # queries; transaction() issues BEGIN itself.
+            "kwargs": {"autocommit": True, "row_factory": dict_row},
+            "open": False,
+        }
+
+    def _target(self) -> str:
+        info = psycopg.conninfo.conninfo_to_dict(self.config.conninfo)
+        host = info.get("host") or info.get("hostaddr") or "default host"
+        port = f":{info['port']}" if info.get("port") else ""
+        return f"{host}{port}/{info.get('dbname') or ''}"
+
+    def _stats(self, pool_stats: Mapping[str, int]) -> dict[str, Any]:
+        c = self._counters
+        with c.lock:
+            own = {
+                "checkouts": c.checkouts,
+                "wait_ms_total": round(c.wait_total * 1000, 3),
+                "wait_ms_max": round(c.wait_max * 1000, 3),
+                "errors": c.errors,
+                "retries": c.retries,
+            }
+        return {
+            "size": pool_stats.get("pool_size", 0),
+            "available": pool_stats.get("pool_available", 0),
+            "waiting": pool_stats.get("requests_waiting", 0),
+            "min_size": self.config.min_size,
+            "max_size": self.config.max_size,
+            **own,
+            "connections_made": pool_stats.get("connections_num", 0),
+            "connection_errors": pool_stats.get("connections_errors", 0),
+            "connections_lost": pool_stats.get("connections_lost", 0)
+            + pool_stats.get("returns_bad", 0),
+            "timeouts": pool_stats.get("requests_errors", 0),
+        }
+
+    def _size_verdict(self, row: tuple[int, int, int], ours: int) -> None:
+        from pgkeel.errors import PoolSizeError
+
+        problem = pool_size_problem(
+            max_size=self.config.max_size,
+            max_connections=row[0],
+            reserved=row[1],
+            in_use=row[2],
+            ours=ours,
+        )
+        if problem is None or self.config.size_check == "off":
+            return
+        if self.config.size_check == "error":
+            raise PoolSizeError(problem)
+        logger.warning("%s", problem)
