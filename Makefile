@@ -1,0 +1,35 @@
+# Everything a fresh Linux machine with Python 3.11+ needs: `make test`, `make demo`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: test demo lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("pgkeel needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## test: install pgkeel with its test dependencies in .venv and run the whole suite
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+## demo: start the embedded development server (./.pgkeel) and print its URL
+demo: $(BIN)/.installed
+	$(BIN)/pgkeel db start
+
+## lint: formatting, lint and strict typing
+lint: $(BIN)/.installed
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+## bench: every benchmark in bench/, side by side with the raw drivers
+bench: $(BIN)/.installed
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	-$(BIN)/pgkeel db stop 2>/dev/null
+	rm -rf $(VENV) .pgkeel .pytest_cache .mypy_cache .ruff_cache
