@@ -22,8 +22,8 @@ demo: $(BIN)/.installed
 
 ## lint: formatting, lint and strict typing
 lint: $(BIN)/.installed
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	$(BIN)/mypy src
 
 ## bench: every benchmark in bench/, side by side with the raw drivers
