@@ -5,10 +5,13 @@ from pgkeel.database_async import AsyncDatabase
 from pgkeel.errors import (
     CommitOutcomeUnknownError,
     ConfigError,
+    DuplicateKeyError,
     EmbeddedServerError,
     Error,
+    IdentifierError,
     NotStorableError,
     PoolSizeError,
+    RowError,
     ServerNotFoundError,
 )
 from pgkeel.transaction import AsyncTransaction, Transaction
@@ -21,10 +24,13 @@ __all__ = [
     "CommitOutcomeUnknownError",
     "ConfigError",
     "Database",
+    "DuplicateKeyError",
     "EmbeddedServerError",
     "Error",
+    "IdentifierError",
     "NotStorableError",
     "PoolSizeError",
+    "RowError",
     "ServerNotFoundError",
     "Transaction",
     "__version__",

@@ -29,9 +29,6 @@ Table: TypeAlias = "str | tuple[str, str]"
 Progress: TypeAlias = Callable[[int], object]
 """A callback given the number of rows done so far."""
 
-Query: TypeAlias = "LiteralString | sql.SQL | sql.Composed"
-"""A query: a literal string or composed SQL, so that an f-string query is a type error."""
-
 CopyFormat: TypeAlias = Literal["csv", "text", "binary"]
 OnDuplicate: TypeAlias = Literal["error", "last"]
 
@@ -261,26 +258,27 @@ def parse_header(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
-_QUERY_START = re.compile(r"\s*(\(|(select|with|values|table)\b)", re.IGNORECASE)
+_BARE_NAME = re.compile(r"[^\W\d]\w*", re.UNICODE)
 
 
 def copy_out_statement(
-    query_or_table: str | sql.Composable | tuple[str, str],
+    query_or_table: LiteralString | sql.Composable | tuple[str, str],
     *,
     format: CopyFormat,
     header: bool,
 ) -> sql.Composed:
     """``COPY (query) TO STDOUT`` or ``COPY table TO STDOUT`` with the format's options.
 
-    A ``str`` starting like a query (``SELECT``, ``WITH``, ``VALUES``, ``TABLE``, ``(``) is a
-    query; any other ``str``, or a ``(schema, name)`` pair, is a table name.
+    A table is a single bare word (``"products"``, taken as the exact name), a
+    ``(schema, name)`` pair or a :class:`psycopg.sql.Identifier`; any other ``str`` or
+    composed SQL is a query.
     """
     source: sql.Composable
     if isinstance(query_or_table, sql.Identifier):
         source = query_or_table
     elif isinstance(query_or_table, sql.Composable):
         source = sql.SQL("({})").format(query_or_table)
-    elif isinstance(query_or_table, str) and _QUERY_START.match(query_or_table):
+    elif isinstance(query_or_table, str) and not _BARE_NAME.fullmatch(query_or_table):
         # Typed str, not LiteralString, so that a table name can be passed too; a query here
         # is sent as written, exactly as Cursor.execute() would send it.
         source = sql.SQL("({})").format(sql.SQL(query_or_table))

@@ -31,6 +31,7 @@ from pgkeel._database_base import (
     needs_check,
 )
 from pgkeel.config import scrub
+from pgkeel.copy import BulkMethods
 from pgkeel.query import QueryMethods
 from pgkeel.transaction import Isolation, Transaction, begin
 
@@ -52,7 +53,7 @@ class _Pool(ConnectionPool[psycopg.Connection[Any]]):
         super()._add_connection(attempt, growing=growing)
 
 
-class Database(DatabaseBase, QueryMethods):
+class Database(DatabaseBase, QueryMethods, BulkMethods):
     """A pooled PostgreSQL database, production defaults applied. Use as a context manager or
     call :meth:`open` / :meth:`close`.
 

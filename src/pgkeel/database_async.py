@@ -30,6 +30,7 @@ from pgkeel._database_base import (
     needs_check,
 )
 from pgkeel.config import scrub
+from pgkeel.copy_async import AsyncBulkMethods
 from pgkeel.query import AsyncQueryMethods
 from pgkeel.transaction import AsyncTransaction, Isolation, begin_async
 
@@ -53,7 +54,7 @@ class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         await super()._add_connection(attempt, growing=growing)
 
 
-class AsyncDatabase(DatabaseBase, AsyncQueryMethods):
+class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
     """A pooled PostgreSQL database for asyncio, production defaults applied. Use as an async
     context manager or await :meth:`open` / :meth:`close`. Options as for :class:`~pgkeel.Database`.
 

@@ -16,6 +16,8 @@ import psycopg
 from psycopg import IsolationLevel
 
 from pgkeel._database_base import commit_unknown_message
+from pgkeel.copy import BulkMethods
+from pgkeel.copy_async import AsyncBulkMethods
 from pgkeel.errors import CommitOutcomeUnknownError
 from pgkeel.query import AsyncQueryMethods, QueryMethods
 
@@ -90,7 +92,7 @@ async def begin_async(
             await conn.set_read_only(None)
 
 
-class Transaction(QueryMethods):
+class Transaction(QueryMethods, BulkMethods):
     """A transaction in progress: the query methods, nested ``transaction()`` (a savepoint),
     and ``connection`` for anything else. Valid only inside its ``with`` block."""
 
@@ -144,7 +146,7 @@ class Transaction(QueryMethods):
             yield conn
 
 
-class AsyncTransaction(AsyncQueryMethods):
+class AsyncTransaction(AsyncQueryMethods, AsyncBulkMethods):
     """The async twin of :class:`Transaction`."""
 
     __slots__ = ("_conn", "_db")

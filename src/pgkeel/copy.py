@@ -1,0 +1,467 @@
+"""Bulk and streaming operations, sync face: COPY in and out, upsert, streaming, pipelining.
+
+The functions here take a plain :class:`psycopg.Connection` and run on it as it is (the caller
+owns the transaction); :class:`BulkMethods` gives them to :class:`pgkeel.Database` and its
+transactions as methods, each call one transaction (or a savepoint inside the caller's). The
+async twin is :mod:`pgkeel.copy_async`; the logic without I/O they share is in
+:mod:`pgkeel._bulk_base`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, LiteralString, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from pgkeel import _bulk_base as base
+from pgkeel._bulk_base import CopyFormat, OnDuplicate, Progress, Table, TableInfo
+from pgkeel.query import Query
+from pgkeel.rows import RowSpec, row_factory
+
+__all__ = [
+    "BulkMethods",
+    "Pipeline",
+    "RowStream",
+    "copy_in",
+    "copy_in_csv",
+    "copy_out",
+    "forget_tables",
+    "stream",
+    "upsert",
+]
+
+T = TypeVar("T")
+
+# Catalog answers per connection: a pooled connection keeps its session (and search_path) for its
+# life, so what a table name means cannot change under it except by DDL, which forget_tables()
+# and any failed COPY clear.
+_catalog: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[Any, TableInfo]] = (
+    weakref.WeakKeyDictionary()
+)
+_names = itertools.count(1)
+
+
+def forget_tables(conn: psycopg.Connection[Any] | None = None) -> None:
+    """Drop cached column types (for ``conn``, or every connection): call it after DDL."""
+    if conn is None:
+        _catalog.clear()
+    else:
+        _catalog.pop(conn, None)
+
+
+def table_info(conn: psycopg.Connection[Any], table: Table) -> TableInfo:
+    """The table's columns and their types, from the catalog, cached per connection."""
+    cache = _catalog.setdefault(conn, {})
+    info = cache.get(table)
+    if info is None:
+        ident = base.table_identifier(table)
+        with conn.cursor(row_factory=tuple_row) as cur:
+            records = cur.execute(base.CATALOG_QUERY, (ident.as_string(conn),)).fetchall()
+        info = cache[table] = base.parse_catalog(table, ident, records)
+    return info
+
+
+def _copy_rows(
+    copy: psycopg.Copy, rows: Iterable[Any], cols: Sequence[str], progress: Progress | None
+) -> int:
+    first_done = False
+    done = 0
+    getter: Callable[[Any], Sequence[Any]] | None = None
+    write_row = copy.write_row
+    for batch in base.iter_batches(rows):
+        if not first_done:
+            getter = base.row_getter(batch[0], cols)
+            first_done = True
+        try:
+            if getter is None:
+                for record in batch:
+                    write_row(record)
+            else:
+                for record in map(getter, batch):
+                    write_row(record)
+        except KeyError as exc:
+            for i, record in enumerate(batch):
+                if base.is_missing_key(exc, record, cols):
+                    raise base.missing_key_error(exc, record, cols, done + i + 1) from None
+            raise
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+    return done
+
+
+def copy_in(
+    conn: psycopg.Connection[Any],
+    table: Table,
+    rows: Iterable[Any],
+    *,
+    columns: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Binary COPY of ``rows`` (tuples or dicts) into ``table``; return the number of rows."""
+    info = table_info(conn, table)
+    rows_it = iter(rows)
+    first = next(rows_it, None)
+    if first is None:
+        if columns is not None:
+            base.select_columns(info, columns, ())
+        return 0
+    cols = base.select_columns(info, columns, first)
+    try:
+        with conn.cursor() as cur:
+            oids = base.column_oids(info, cols, cur.adapters)
+            stmt = base.copy_in_statement(info, cols, oids is not None)
+            with cur.copy(stmt) as copy:
+                if oids is not None:
+                    copy.set_types(oids)
+                return _copy_rows(copy, itertools.chain((first,), rows_it), cols, progress)
+    except psycopg.DatabaseError:
+        # The table may have changed since its types were cached.
+        _catalog.get(conn, {}).pop(table, None)
+        raise
+
+
+def _open_read(file: str | Path | IO[Any], stack: contextlib.ExitStack) -> IO[Any]:
+    if isinstance(file, str | Path):
+        return stack.enter_context(open(file, "rb"))
+    return file
+
+
+def copy_in_csv(
+    conn: psycopg.Connection[Any],
+    table: Table,
+    file: str | Path | IO[Any],
+    *,
+    columns: Sequence[str] | None = None,
+    header: bool = True,
+    delimiter: str = ",",
+    progress: Progress | None = None,
+) -> int:
+    """COPY a CSV file (path, binary or text file object) into ``table``; return rows loaded.
+
+    With ``header=True`` and no ``columns``, the header line names the columns, in any order.
+    ``progress`` gets an estimate (lines read) as data goes and the exact count at the end.
+    """
+    info = table_info(conn, table)
+    with contextlib.ExitStack() as stack:
+        f = _open_read(file, stack)
+        server_header = header
+        if columns is None and header:
+            line = f.readline()
+            text = line.decode() if isinstance(line, bytes) else line
+            columns = base.parse_header(text.rstrip("\r\n"), delimiter)
+            server_header = False
+        cols = base.select_columns(info, columns, ())
+        stmt = base.copy_in_csv_statement(info, cols, header=server_header, delimiter=delimiter)
+        lines = 0
+        with conn.cursor() as cur:
+            with cur.copy(stmt) as copy:
+                while chunk := f.read(base.CSV_CHUNK_BYTES):
+                    copy.write(chunk)
+                    if progress is not None:
+                        lines += chunk.count(b"\n" if isinstance(chunk, bytes) else "\n")
+                        progress(lines)
+            done = max(cur.rowcount, 0)
+    if progress is not None:
+        progress(done)
+    return done
+
+
+def copy_out(
+    conn: psycopg.Connection[Any],
+    query_or_table: LiteralString | sql.Composable | tuple[str, str],
+    file: str | Path | IO[Any],
+    *,
+    params: Any = None,
+    format: CopyFormat = "csv",
+    header: bool = True,
+) -> int:
+    """COPY a query's result or a table to a file (path or file object), streaming; return rows.
+
+    A text file object gets text (the csv and text formats only); anything else gets bytes.
+    """
+    stmt = base.copy_out_statement(query_or_table, format=format, header=header)
+    with contextlib.ExitStack() as stack:
+        f: IO[Any] = stack.enter_context(open(file, "wb")) if isinstance(file, str | Path) else file
+        text = base.is_text_file(f)
+        if text and format == "binary":
+            raise ValueError("binary COPY output needs a binary file, not a text one")
+        with conn.cursor() as cur:
+            with cur.copy(stmt, params) as copy:
+                for data in copy:
+                    f.write(bytes(data).decode() if text else data)
+            return max(cur.rowcount, 0)
+
+
+def upsert(
+    conn: psycopg.Connection[Any],
+    table: Table,
+    rows: Iterable[Any],
+    *,
+    key: Sequence[str] | str,
+    update: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    on_duplicate: OnDuplicate = "error",
+) -> int:
+    """Insert or update ``rows`` by ``key`` via a staging table; return rows inserted + updated.
+
+    Must run inside a transaction (the staging table is dropped at commit).
+    """
+    if on_duplicate not in ("error", "last"):
+        raise ValueError(f"on_duplicate must be 'error' or 'last', got {on_duplicate!r}")
+    info = table_info(conn, table)
+    rows_it = iter(rows)
+    first = next(rows_it, None)
+    if first is None:
+        return 0
+    cols = base.select_columns(info, columns, first)
+    keys, updates = base.upsert_plan(info, cols, key, update)
+    stage = base.stage_name(next(_names))
+    conn.execute(base.create_stage_statement(info, cols, stage))
+    # The staging table has the target's column types, so the catalog answer serves both.
+    stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
+    with conn.cursor() as cur:
+        oids = base.column_oids(info, cols, cur.adapters)
+        stmt = base.copy_in_statement(stage_info, cols, oids is not None)
+        with cur.copy(stmt) as copy:
+            if oids is not None:
+                copy.set_types(oids)
+            _copy_rows(copy, itertools.chain((first,), rows_it), cols, None)
+    merge = base.merge_statement(info, cols, keys, updates, stage, on_duplicate)
+    if on_duplicate == "last":
+        return max(conn.execute(merge).rowcount, 0)
+    if not updates:
+        # DO NOTHING lets a repeated key through silently, so look for one first.
+        record = (
+            conn.cursor(row_factory=tuple_row).execute(base.duplicate_query(keys, stage)).fetchone()
+        )
+        if record is not None:
+            raise base.duplicate_error(info, keys, record)
+        return max(conn.execute(merge).rowcount, 0)
+    # The server spots a key repeated in one INSERT for free (cardinality violation); a
+    # savepoint lets us look for the culprit afterwards, to name it.
+    try:
+        with conn.transaction():
+            return max(conn.execute(merge).rowcount, 0)
+    except psycopg.errors.CardinalityViolation as exc:
+        record = (
+            conn.cursor(row_factory=tuple_row).execute(base.duplicate_query(keys, stage)).fetchone()
+        )
+        raise base.duplicate_error(info, keys, record) from exc
+
+
+def stream(
+    conn: psycopg.Connection[Any],
+    query: Query,
+    params: Any = None,
+    *,
+    row: RowSpec = dict,
+    batch_size: int = 10_000,
+) -> Iterator[Any]:
+    """Rows of ``query`` through a server-side cursor, ``batch_size`` at a time.
+
+    Must run inside a transaction; closing the generator closes the cursor.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    name = f"pgkeel_stream_{next(_names)}"
+    with conn.cursor(name, row_factory=row_factory(row), scrollable=False) as cur:
+        cur.itersize = batch_size
+        cur.execute(query, params)
+        while batch := cur.fetchmany(batch_size):
+            yield from batch
+
+
+class RowStream(Iterator[T]):
+    """An iterator of rows that is also a context manager: leaving it closes the cursor."""
+
+    def __init__(self, rows: Iterator[T]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> RowStream[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._rows)
+
+    def close(self) -> None:
+        """Close the cursor and end the stream's transaction, even half way through."""
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> RowStream[T]:
+        return self
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Pipeline:
+    """Statements sent without waiting for each result (psycopg pipeline mode).
+
+    ``execute`` and ``execute_many`` queue; a ``fetch_*`` call waits for everything queued so far.
+    Errors surface at the latest when the ``pipeline()`` block ends, which then rolls back.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self.statements = 0
+
+    def execute(self, query: Query, params: Any = None) -> None:
+        self._conn.execute(query, params)
+        self.statements += 1
+
+    def execute_many(self, query: Query, params_seq: Iterable[Any]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(query, params_seq)
+        self.statements += 1
+
+    def fetch_all(self, query: Query, params: Any = None, *, row: RowSpec = dict) -> list[Any]:
+        self.statements += 1
+        with self._conn.cursor(row_factory=row_factory(row)) as cur:
+            return cur.execute(query, params).fetchall()
+
+    def fetch_one(self, query: Query, params: Any = None, *, row: RowSpec = dict) -> Any:
+        self.statements += 1
+        with self._conn.cursor(row_factory=row_factory(row)) as cur:
+            return cur.execute(query, params).fetchone()
+
+    def fetch_val(self, query: Query, params: Any = None) -> Any:
+        self.statements += 1
+        with self._conn.cursor(row_factory=tuple_row) as cur:
+            record = cur.execute(query, params).fetchone()
+        return None if record is None else record[0]
+
+    def sync(self) -> None:
+        """Wait for every queued statement; raise the first error among them."""
+        pipeline = self._conn._pipeline
+        if pipeline is not None:
+            pipeline.sync()
+
+
+class BulkMethods:
+    """The bulk and streaming methods of :class:`pgkeel.Database` and its transactions.
+
+    Each call runs in ``self._atomic()``: its own transaction on a pooled connection, or a
+    savepoint inside the transaction it is called on, so an error anywhere (a bad value, an
+    exception from the row iterator) leaves nothing behind.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        # Provided by the class this is mixed into (Database, its transactions).
+        def _atomic(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]: ...
+
+    def copy_in(
+        self,
+        table: Table,
+        rows: Iterable[Any],
+        *,
+        columns: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Binary COPY of ``rows`` (tuples, or dicts mapped by column name) into ``table``.
+
+        Column types come from the catalog; returns the number of rows written.
+        """
+        with self._atomic() as conn:
+            return copy_in(conn, table, rows, columns=columns, progress=progress)
+
+    def copy_in_csv(
+        self,
+        table: Table,
+        file: str | Path | IO[Any],
+        *,
+        columns: Sequence[str] | None = None,
+        header: bool = True,
+        delimiter: str = ",",
+        progress: Progress | None = None,
+    ) -> int:
+        """COPY a CSV file (a path or a file object) into ``table``; return rows loaded."""
+        with self._atomic() as conn:
+            return copy_in_csv(
+                conn,
+                table,
+                file,
+                columns=columns,
+                header=header,
+                delimiter=delimiter,
+                progress=progress,
+            )
+
+    def copy_out(
+        self,
+        query_or_table: LiteralString | sql.Composable | tuple[str, str],
+        file: str | Path | IO[Any],
+        *,
+        params: Any = None,
+        format: CopyFormat = "csv",
+        header: bool = True,
+    ) -> int:
+        """Stream a query's result or a table to a file (a path or a file object); return rows."""
+        with self._atomic() as conn:
+            return copy_out(conn, query_or_table, file, params=params, format=format, header=header)
+
+    def upsert(
+        self,
+        table: Table,
+        rows: Iterable[Any],
+        *,
+        key: Sequence[str] | str,
+        update: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        on_duplicate: OnDuplicate = "error",
+    ) -> int:
+        """Insert ``rows``, updating those whose ``key`` exists; return rows inserted + updated.
+
+        ``update`` names the columns to overwrite (default: every copied non-key column; an empty
+        list means do nothing on conflict). A key repeated within ``rows`` raises
+        :class:`pgkeel.DuplicateKeyError`, or keeps the last row with ``on_duplicate="last"``.
+        """
+        with self._atomic() as conn:
+            return upsert(
+                conn,
+                table,
+                rows,
+                key=key,
+                update=update,
+                columns=columns,
+                on_duplicate=on_duplicate,
+            )
+
+    def stream(
+        self,
+        query: Query,
+        params: Any = None,
+        *,
+        row: RowSpec = dict,
+        batch_size: int = 10_000,
+    ) -> RowStream[Any]:
+        """Iterate over a query's rows with memory bounded by ``batch_size``, whatever the size.
+
+        Use it as a context manager (or ``close()`` it) to stop early and free the connection.
+        """
+
+        def rows() -> Iterator[Any]:
+            with self._atomic() as conn:
+                yield from stream(conn, query, params, row=row, batch_size=batch_size)
+
+        return RowStream(rows())
+
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[Pipeline]:
+        """Batch many statements into few round trips, in one transaction."""
+        with self._atomic() as conn, conn.pipeline():
+            yield Pipeline(conn)

@@ -1,0 +1,464 @@
+"""Bulk and streaming operations, async face: the twin of :mod:`pgkeel.copy`, awaited.
+
+Same functions and methods, same names, taking a :class:`psycopg.AsyncConnection`;
+:class:`AsyncBulkMethods` gives them to :class:`pgkeel.AsyncDatabase` and its transactions. Local
+files are read and written in the event loop's thread, in 1 MiB chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, LiteralString, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from pgkeel import _bulk_base as base
+from pgkeel._bulk_base import CopyFormat, OnDuplicate, Progress, Table, TableInfo
+from pgkeel.query import Query
+from pgkeel.rows import RowSpec, row_factory
+
+__all__ = [
+    "AsyncBulkMethods",
+    "AsyncPipeline",
+    "AsyncRowStream",
+    "copy_in",
+    "copy_in_csv",
+    "copy_out",
+    "forget_tables",
+    "stream",
+    "upsert",
+]
+
+T = TypeVar("T")
+
+_catalog: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], dict[Any, TableInfo]] = (
+    weakref.WeakKeyDictionary()
+)
+_names = itertools.count(1)
+
+
+def forget_tables(conn: psycopg.AsyncConnection[Any] | None = None) -> None:
+    """Drop cached column types (for ``conn``, or every connection): call it after DDL."""
+    if conn is None:
+        _catalog.clear()
+    else:
+        _catalog.pop(conn, None)
+
+
+async def table_info(conn: psycopg.AsyncConnection[Any], table: Table) -> TableInfo:
+    """The table's columns and their types, from the catalog, cached per connection."""
+    cache = _catalog.setdefault(conn, {})
+    info = cache.get(table)
+    if info is None:
+        ident = base.table_identifier(table)
+        async with conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(base.CATALOG_QUERY, (ident.as_string(conn),))
+            records = await cur.fetchall()
+        info = cache[table] = base.parse_catalog(table, ident, records)
+    return info
+
+
+async def _first(rows: Iterable[Any] | AsyncIterable[Any]) -> tuple[Any, AsyncIterator[Any]]:
+    """The first row (None if none) and an async iterator over all the rows."""
+    if isinstance(rows, AsyncIterable):
+        it = aiter(rows)
+        first = await anext(it, None)
+
+        async def chained() -> AsyncIterator[Any]:
+            yield first
+            async for r in it:
+                yield r
+
+        return first, chained()
+    sync_it = iter(rows)
+    first = next(sync_it, None)
+
+    async def from_sync() -> AsyncIterator[Any]:
+        yield first
+        for r in sync_it:
+            yield r
+
+    return first, from_sync()
+
+
+async def _batches(rows: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
+    batch: list[Any] = []
+    async for r in rows:
+        batch.append(r)
+        if len(batch) >= base.BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _copy_rows(
+    copy: psycopg.AsyncCopy,
+    rows: AsyncIterator[Any],
+    first: object,
+    cols: Sequence[str],
+    progress: Progress | None,
+) -> int:
+    done = 0
+    getter: Callable[[Any], Sequence[Any]] | None = base.row_getter(first, cols)
+    write_row = copy.write_row
+    async for batch in _batches(rows):
+        try:
+            if getter is None:
+                for record in batch:
+                    await write_row(record)
+            else:
+                for record in map(getter, batch):
+                    await write_row(record)
+        except KeyError as exc:
+            for i, record in enumerate(batch):
+                if base.is_missing_key(exc, record, cols):
+                    raise base.missing_key_error(exc, record, cols, done + i + 1) from None
+            raise
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+    return done
+
+
+async def copy_in(
+    conn: psycopg.AsyncConnection[Any],
+    table: Table,
+    rows: Iterable[Any] | AsyncIterable[Any],
+    *,
+    columns: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Binary COPY of ``rows`` (tuples or dicts, sync or async iterable) into ``table``."""
+    info = await table_info(conn, table)
+    first, rows_it = await _first(rows)
+    if first is None:
+        if columns is not None:
+            base.select_columns(info, columns, ())
+        return 0
+    cols = base.select_columns(info, columns, first)
+    try:
+        async with conn.cursor() as cur:
+            oids = base.column_oids(info, cols, cur.adapters)
+            stmt = base.copy_in_statement(info, cols, oids is not None)
+            async with cur.copy(stmt) as copy:
+                if oids is not None:
+                    copy.set_types(oids)
+                return await _copy_rows(copy, rows_it, first, cols, progress)
+    except psycopg.DatabaseError:
+        _catalog.get(conn, {}).pop(table, None)
+        raise
+
+
+async def copy_in_csv(
+    conn: psycopg.AsyncConnection[Any],
+    table: Table,
+    file: str | Path | IO[Any],
+    *,
+    columns: Sequence[str] | None = None,
+    header: bool = True,
+    delimiter: str = ",",
+    progress: Progress | None = None,
+) -> int:
+    """COPY a CSV file (path, binary or text file object) into ``table``; return rows loaded."""
+    info = await table_info(conn, table)
+    with contextlib.ExitStack() as stack:
+        f: IO[Any] = stack.enter_context(open(file, "rb")) if isinstance(file, str | Path) else file
+        server_header = header
+        if columns is None and header:
+            line = f.readline()
+            text = line.decode() if isinstance(line, bytes) else line
+            columns = base.parse_header(text.rstrip("\r\n"), delimiter)
+            server_header = False
+        cols = base.select_columns(info, columns, ())
+        stmt = base.copy_in_csv_statement(info, cols, header=server_header, delimiter=delimiter)
+        lines = 0
+        async with conn.cursor() as cur:
+            async with cur.copy(stmt) as copy:
+                while chunk := f.read(base.CSV_CHUNK_BYTES):
+                    await copy.write(chunk)
+                    if progress is not None:
+                        lines += chunk.count(b"\n" if isinstance(chunk, bytes) else "\n")
+                        progress(lines)
+            done = max(cur.rowcount, 0)
+    if progress is not None:
+        progress(done)
+    return done
+
+
+async def copy_out(
+    conn: psycopg.AsyncConnection[Any],
+    query_or_table: LiteralString | sql.Composable | tuple[str, str],
+    file: str | Path | IO[Any],
+    *,
+    params: Any = None,
+    format: CopyFormat = "csv",
+    header: bool = True,
+) -> int:
+    """COPY a query's result or a table to a file (path or file object), streaming; return rows."""
+    stmt = base.copy_out_statement(query_or_table, format=format, header=header)
+    with contextlib.ExitStack() as stack:
+        f: IO[Any] = stack.enter_context(open(file, "wb")) if isinstance(file, str | Path) else file
+        text = base.is_text_file(f)
+        if text and format == "binary":
+            raise ValueError("binary COPY output needs a binary file, not a text one")
+        async with conn.cursor() as cur:
+            async with cur.copy(stmt, params) as copy:
+                async for data in copy:
+                    f.write(bytes(data).decode() if text else data)
+            return max(cur.rowcount, 0)
+
+
+async def upsert(
+    conn: psycopg.AsyncConnection[Any],
+    table: Table,
+    rows: Iterable[Any] | AsyncIterable[Any],
+    *,
+    key: Sequence[str] | str,
+    update: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    on_duplicate: OnDuplicate = "error",
+) -> int:
+    """Insert or update ``rows`` by ``key`` via a staging table; return rows inserted + updated."""
+    if on_duplicate not in ("error", "last"):
+        raise ValueError(f"on_duplicate must be 'error' or 'last', got {on_duplicate!r}")
+    info = await table_info(conn, table)
+    first, rows_it = await _first(rows)
+    if first is None:
+        return 0
+    cols = base.select_columns(info, columns, first)
+    keys, updates = base.upsert_plan(info, cols, key, update)
+    stage = base.stage_name(next(_names))
+    await conn.execute(base.create_stage_statement(info, cols, stage))
+    stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
+    async with conn.cursor() as cur:
+        oids = base.column_oids(info, cols, cur.adapters)
+        stmt = base.copy_in_statement(stage_info, cols, oids is not None)
+        async with cur.copy(stmt) as copy:
+            if oids is not None:
+                copy.set_types(oids)
+            await _copy_rows(copy, rows_it, first, cols, None)
+    merge = base.merge_statement(info, cols, keys, updates, stage, on_duplicate)
+    if on_duplicate == "last":
+        return max((await conn.execute(merge)).rowcount, 0)
+    if not updates:
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(base.duplicate_query(keys, stage))
+        record = await cur.fetchone()
+        if record is not None:
+            raise base.duplicate_error(info, keys, record)
+        return max((await conn.execute(merge)).rowcount, 0)
+    try:
+        async with conn.transaction():
+            return max((await conn.execute(merge)).rowcount, 0)
+    except psycopg.errors.CardinalityViolation as exc:
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(base.duplicate_query(keys, stage))
+        raise base.duplicate_error(info, keys, await cur.fetchone()) from exc
+
+
+async def stream(
+    conn: psycopg.AsyncConnection[Any],
+    query: Query,
+    params: Any = None,
+    *,
+    row: RowSpec = dict,
+    batch_size: int = 10_000,
+) -> AsyncIterator[Any]:
+    """Rows of ``query`` through a server-side cursor, ``batch_size`` at a time."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    name = f"pgkeel_stream_{next(_names)}"
+    async with conn.cursor(name, row_factory=row_factory(row), scrollable=False) as cur:
+        cur.itersize = batch_size
+        await cur.execute(query, params)
+        while batch := await cur.fetchmany(batch_size):
+            for r in batch:
+                yield r
+
+
+class AsyncRowStream(AsyncIterator[T]):
+    """An async iterator of rows that is also an async context manager closing the cursor."""
+
+    def __init__(self, rows: AsyncIterator[T]) -> None:
+        self._rows = rows
+
+    def __aiter__(self) -> AsyncRowStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await anext(self._rows)
+
+    async def close(self) -> None:
+        """Close the cursor and end the stream's transaction, even half way through."""
+        aclose = getattr(self._rows, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> AsyncRowStream[T]:
+        return self
+
+    async def __aexit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class AsyncPipeline:
+    """Statements sent without waiting for each result (psycopg pipeline mode), awaited."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+        self.statements = 0
+
+    async def execute(self, query: Query, params: Any = None) -> None:
+        await self._conn.execute(query, params)
+        self.statements += 1
+
+    async def execute_many(self, query: Query, params_seq: Iterable[Any]) -> None:
+        async with self._conn.cursor() as cur:
+            await cur.executemany(query, params_seq)
+        self.statements += 1
+
+    async def fetch_all(
+        self, query: Query, params: Any = None, *, row: RowSpec = dict
+    ) -> list[Any]:
+        self.statements += 1
+        async with self._conn.cursor(row_factory=row_factory(row)) as cur:
+            await cur.execute(query, params)
+            return await cur.fetchall()
+
+    async def fetch_one(self, query: Query, params: Any = None, *, row: RowSpec = dict) -> Any:
+        self.statements += 1
+        async with self._conn.cursor(row_factory=row_factory(row)) as cur:
+            await cur.execute(query, params)
+            return await cur.fetchone()
+
+    async def fetch_val(self, query: Query, params: Any = None) -> Any:
+        self.statements += 1
+        async with self._conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(query, params)
+            record = await cur.fetchone()
+        return None if record is None else record[0]
+
+    async def sync(self) -> None:
+        """Wait for every queued statement; raise the first error among them."""
+        pipeline = self._conn._pipeline
+        if pipeline is not None:
+            await pipeline.sync()
+
+
+class AsyncBulkMethods:
+    """The bulk and streaming methods of :class:`pgkeel.AsyncDatabase` and its transactions.
+
+    Each call runs in ``self._atomic()``, as in :class:`pgkeel.copy.BulkMethods`.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        # Provided by the class this is mixed into (AsyncDatabase, its transactions).
+        def _atomic(
+            self,
+        ) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+
+    async def copy_in(
+        self,
+        table: Table,
+        rows: Iterable[Any] | AsyncIterable[Any],
+        *,
+        columns: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Binary COPY of ``rows`` (tuples, or dicts mapped by column name) into ``table``."""
+        async with self._atomic() as conn:
+            return await copy_in(conn, table, rows, columns=columns, progress=progress)
+
+    async def copy_in_csv(
+        self,
+        table: Table,
+        file: str | Path | IO[Any],
+        *,
+        columns: Sequence[str] | None = None,
+        header: bool = True,
+        delimiter: str = ",",
+        progress: Progress | None = None,
+    ) -> int:
+        """COPY a CSV file (a path or a file object) into ``table``; return rows loaded."""
+        async with self._atomic() as conn:
+            return await copy_in_csv(
+                conn,
+                table,
+                file,
+                columns=columns,
+                header=header,
+                delimiter=delimiter,
+                progress=progress,
+            )
+
+    async def copy_out(
+        self,
+        query_or_table: LiteralString | sql.Composable | tuple[str, str],
+        file: str | Path | IO[Any],
+        *,
+        params: Any = None,
+        format: CopyFormat = "csv",
+        header: bool = True,
+    ) -> int:
+        """Stream a query's result or a table to a file (a path or a file object); return rows."""
+        async with self._atomic() as conn:
+            return await copy_out(
+                conn, query_or_table, file, params=params, format=format, header=header
+            )
+
+    async def upsert(
+        self,
+        table: Table,
+        rows: Iterable[Any] | AsyncIterable[Any],
+        *,
+        key: Sequence[str] | str,
+        update: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        on_duplicate: OnDuplicate = "error",
+    ) -> int:
+        """Insert ``rows``, updating those whose ``key`` exists; return rows inserted + updated."""
+        async with self._atomic() as conn:
+            return await upsert(
+                conn,
+                table,
+                rows,
+                key=key,
+                update=update,
+                columns=columns,
+                on_duplicate=on_duplicate,
+            )
+
+    def stream(
+        self,
+        query: Query,
+        params: Any = None,
+        *,
+        row: RowSpec = dict,
+        batch_size: int = 10_000,
+    ) -> AsyncRowStream[Any]:
+        """Iterate (``async for``) over a query's rows with memory bounded by ``batch_size``."""
+
+        async def rows() -> AsyncIterator[Any]:
+            async with self._atomic() as conn:
+                async for r in stream(conn, query, params, row=row, batch_size=batch_size):
+                    yield r
+
+        return AsyncRowStream(rows())
+
+    @contextlib.asynccontextmanager
+    async def pipeline(self) -> AsyncIterator[AsyncPipeline]:
+        """Batch many statements into few round trips, in one transaction."""
+        async with self._atomic() as conn, conn.pipeline():
+            yield AsyncPipeline(conn)
