@@ -36,3 +36,9 @@ def run_async(url: str, body: Callable[[pgkeel.AsyncDatabase], Awaitable[T]]) ->
             return await body(adb)
 
     return asyncio.run(main())
+
+
+@pytest.fixture
+def arun(pg_url: str) -> Callable[[Callable[[pgkeel.AsyncDatabase], Awaitable[Any]]], Any]:
+    """``arun(body)`` runs ``async body(adb)`` on an AsyncDatabase on the test's database."""
+    return lambda body: run_async(pg_url, body)
