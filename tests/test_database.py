@@ -1,0 +1,242 @@
+"""Database / AsyncDatabase: query methods, row shapes, raw connections and their reset, stats,
+health, leak warnings, multi-host failover, redaction of a canary password."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import traceback
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import pgkeel
+
+pytest_plugins = ["fix_db"]
+
+CANARY = "canary-Pw-7f3a9c"
+
+
+@dataclasses.dataclass
+class Item:
+    id: int
+    name: str
+
+
+def setup_items(db: pgkeel.Database) -> None:
+    db.execute("CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL)")
+    db.execute_many("INSERT INTO item VALUES (%s, %s)", [(1, "a"), (2, "b"), (3, "c")])
+
+
+def test_query_methods_sync(db: pgkeel.Database) -> None:
+    """execute/execute_many return row counts; fetch_* return dict rows by default, None if none."""
+    setup_items(db)
+    assert db.execute("UPDATE item SET name = upper(name) WHERE id > %s", (1,)) == 2
+    assert db.fetch_one("SELECT * FROM item WHERE id = %s", (2,)) == {"id": 2, "name": "B"}
+    assert db.fetch_one("SELECT * FROM item WHERE id = %s", (99,)) is None
+    assert db.fetch_all("SELECT id FROM item ORDER BY id") == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert db.fetch_val("SELECT count(*) FROM item") == 3
+    assert db.fetch_val("SELECT 1 WHERE false") is None
+    assert db.fetch_val("SELECT name FROM item WHERE id = %(id)s", {"id": 1}) == "a"
+
+
+def test_row_shapes(db: pgkeel.Database) -> None:
+    """row= builds tuples, dataclasses (by column name) or uses a psycopg row factory."""
+    setup_items(db)
+    assert db.fetch_one("SELECT id, name FROM item WHERE id = 1", row=tuple) == (1, "a")
+    assert db.fetch_all("SELECT name, id FROM item ORDER BY id", row=Item)[0] == Item(1, "a")
+    named = db.fetch_one("SELECT id FROM item WHERE id = 3", row=psycopg.rows.namedtuple_row)
+    assert named.id == 3
+    with pytest.raises(TypeError, match="row="):
+        db.fetch_one("SELECT 1", row=42)  # type: ignore[arg-type]
+
+
+def test_identifiers_through_sql_composition(db: pgkeel.Database) -> None:
+    """psycopg.sql compositions are accepted as queries, quoting identifiers."""
+    db.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier("Odd Name")))
+    db.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(sql.Identifier("Odd Name")), (5,))
+    assert db.fetch_val('SELECT x FROM "Odd Name"') == 5
+
+
+def test_execute_many_is_all_or_nothing(db: pgkeel.Database) -> None:
+    """execute_many outside a transaction rolls back every row if one fails."""
+    setup_items(db)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute_many("INSERT INTO item VALUES (%s, %s)", [(10, "x"), (1, "dup")])
+    assert db.fetch_val("SELECT count(*) FROM item") == 3
+    assert db.stats()["errors"] == 1
+
+
+def test_server_errors_are_psycopg_classes_and_pool_stays_healthy(db: pgkeel.Database) -> None:
+    """SQLSTATE errors are psycopg's own classes; the connection goes back usable."""
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        db.fetch_all("SELECT * FROM missing")
+    for _ in range(6):
+        assert db.fetch_val("SELECT 1") == 1
+
+
+def test_session_defaults_on_connections(db: pgkeel.Database) -> None:
+    """Pooled connections carry the server-side timeouts and autocommit for single statements."""
+    assert db.fetch_val("SHOW statement_timeout") == "30s"
+    assert db.fetch_val("SHOW lock_timeout") == "10s"
+    assert db.fetch_val("SHOW idle_in_transaction_session_timeout") == "1min"
+    with db.connection() as conn:
+        assert conn.autocommit
+
+
+def test_raw_connection_state_is_reset(pg_url: str) -> None:
+    """SET / temp tables / isolation changed on a raw connection do not leak to the next user."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1) as db:
+        with db.connection() as conn:
+            pid = conn.info.backend_pid
+            conn.execute("SET statement_timeout = '1s'")
+            conn.execute("CREATE TEMP TABLE scratch (x int)")
+            conn.autocommit = False
+            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        with db.connection() as conn:
+            assert conn.info.backend_pid == pid  # same connection, reset
+            assert conn.autocommit
+            assert conn.isolation_level is None
+        assert db.fetch_val("SHOW statement_timeout") == "30s"
+        assert db.fetch_val("SELECT to_regclass('scratch')") is None
+        db.execute("SET lock_timeout = '1ms'")  # via a query method: detected, also reset
+        assert db.fetch_val("SHOW lock_timeout") == "10s"
+
+
+def test_stats_and_health(db: pgkeel.Database) -> None:
+    """stats() counts checkouts and errors; health() does a real round trip."""
+    before = db.stats()["checkouts"]
+    db.fetch_val("SELECT 1")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        db.fetch_val("SELECT 1/0")
+    stats = db.stats()
+    assert stats["checkouts"] == before + 2
+    assert stats["errors"] == 1
+    assert stats["max_size"] == 4
+    assert stats["size"] >= 1
+    assert {
+        "available",
+        "waiting",
+        "wait_ms_total",
+        "wait_ms_max",
+        "retries",
+        "connections_lost",
+    } <= set(stats)
+    health = db.health()
+    assert health["status"] == "ok"
+    assert health["error"] is None
+    assert 0 < health["latency_ms"] < 2000
+
+
+def test_health_degraded_when_server_unreachable() -> None:
+    """health() reports degraded (not raises) when no connection can be made."""
+    db = pgkeel.Database("postgresql://u:pw@127.0.0.1:1/db", min_size=0, max_size=1)
+    db.open(wait=False)
+    try:
+        health = db.health(timeout=0.5)
+    finally:
+        db.close()
+    assert health["status"] == "degraded"
+    assert "PoolTimeout" in health["error"]
+
+
+def test_leak_warning_with_stack(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A connection held past leak_timeout logs a warning naming where it was taken."""
+    caplog.set_level(logging.WARNING, logger="pgkeel")
+    with pgkeel.Database(pg_url, min_size=1, leak_timeout=0.2) as db:
+        with db.connection():
+            time.sleep(0.6)
+        with db.connection():
+            pass  # short use: no warning
+    warnings = [r.getMessage() for r in caplog.records if "leak_timeout" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "test_leak_warning_with_stack" in warnings[0]
+
+
+def test_multi_host_failover(pg_server: Any) -> None:
+    """A multi-host URL skips a dead first host and connects to the next (target_session_attrs)."""
+    info = psycopg.conninfo.conninfo_to_dict(pg_server.url)
+    url = psycopg.conninfo.make_conninfo(
+        pg_server.url,
+        host=f"127.0.0.1,{info.get('host') or '127.0.0.1'}",
+        port=f"1,{info.get('port') or 5432}",
+        target_session_attrs="read-write",
+    )
+    with pgkeel.Database(url, min_size=1, max_size=2) as db:
+        assert db.fetch_val("SELECT inet_server_port()") == int(info.get("port") or 5432)
+
+
+def test_canary_password_never_leaks(pg_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A wrong (canary) password shows up in no repr, str, log record, error or traceback."""
+    caplog.set_level(logging.DEBUG)
+    info = psycopg.conninfo.conninfo_to_dict(pg_server.url)
+    url = psycopg.conninfo.make_conninfo(pg_server.url, password=CANARY)
+    seen: list[str] = []
+    db = pgkeel.Database(url, min_size=1, max_size=1, timeout=0.5)
+    seen += [repr(db), str(db), repr(db.config), str(db.stats())]
+    with pytest.raises(psycopg.OperationalError) as info_exc:
+        db.open()
+    seen.append("".join(traceback.format_exception(info_exc.value)))
+    db.open(wait=False)
+    health = db.health(timeout=0.5)
+    seen.append(str(health))
+    db.close()
+    adb = pgkeel.AsyncDatabase(url, min_size=1, max_size=1)
+    seen.append(repr(adb))
+
+    async def async_open() -> None:
+        with pytest.raises(psycopg.OperationalError) as exc:
+            await adb.open()
+        seen.append("".join(traceback.format_exception(exc.value)))
+
+    asyncio.run(async_open())
+    for bad in (
+        url.replace("@", "@@"),
+        f"postgresql://{info['user']}:{CANARY}@127.0.0.1:notaport/x",
+        f"user={info['user']} password={CANARY} dbname",
+    ):
+        try:
+            pgkeel.Database(bad)
+        except pgkeel.ConfigError as exc:
+            seen.append("".join(traceback.format_exception(exc)))
+        else:
+            seen.append("accepted")
+    seen += [r.getMessage() + str(r.args) for r in caplog.records]
+    assert "authentication failed" in "".join(seen) or "password" in "".join(seen)
+    assert not [text for text in seen if CANARY in text]
+
+
+def test_async_query_methods(pg_url: str) -> None:
+    """AsyncDatabase has the same methods, awaited, with the same results."""
+
+    async def main() -> None:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=4) as db:
+            await db.execute("CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL)")
+            n = await db.execute_many("INSERT INTO item VALUES (%s, %s)", [(1, "a"), (2, "b")])
+            assert n == 2
+            assert await db.fetch_one("SELECT * FROM item WHERE id = %s", (1,)) == {
+                "id": 1,
+                "name": "a",
+            }
+            assert await db.fetch_all("SELECT * FROM item ORDER BY id", row=Item) == [
+                Item(1, "a"),
+                Item(2, "b"),
+            ]
+            assert await db.fetch_val("SELECT count(*) FROM item") == 2
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                await db.execute_many("INSERT INTO item VALUES (%s, %s)", [(3, "c"), (1, "x")])
+            assert await db.fetch_val("SELECT count(*) FROM item") == 2
+            async with db.connection() as conn:
+                await conn.execute("SET statement_timeout = '1s'")
+            assert await db.fetch_val("SHOW statement_timeout") == "30s"
+            stats = db.stats()
+            assert stats["errors"] == 1
+            assert stats["checkouts"] >= 6
+            health = await db.health()
+            assert health["status"] == "ok"
+
+    asyncio.run(main())
