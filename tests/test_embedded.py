@@ -20,6 +20,9 @@ from pgkeel._certs import make_ca_and_server_cert
 from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
 
 REAL_BINDIR = embedded.find_bindir()
+needs_tls = pytest.mark.skipif(
+    not embedded.supports_ssl(REAL_BINDIR), reason=f"{REAL_BINDIR} has no TLS support"
+)
 
 
 def _select_one(url: str) -> object:
@@ -214,6 +217,16 @@ def test_pgserver_wheel_binaries_run_a_server(monkeypatch: pytest.MonkeyPatch) -
         conn.execute("select pg_drop_replication_slot('s')")
 
 
+def test_ssl_on_a_build_without_tls_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssl=True with the pgserver wheel (built without OpenSSL) fails early and names the fix."""
+    pytest.importorskip("pgserver")
+    bindir = embedded.find_bindir(environ={"PATH": ""}, system_root=Path("/nonexistent"))
+    assert not embedded.supports_ssl(bindir)
+    monkeypatch.setenv("PGKEEL_PG_BINDIR", str(bindir))
+    with pytest.raises(EmbeddedServerError, match="without TLS support"):
+        embedded.start(ssl=True)
+
+
 # --- root, TLS, cleanup -----------------------------------------------------------------------
 
 
@@ -236,6 +249,7 @@ def test_as_root_an_unreachable_data_dir_is_explained(tmp_path: Path) -> None:
         embedded.start(private / "data")
 
 
+@needs_tls
 def test_ssl_verify_full_succeeds_with_the_generated_ca() -> None:
     """ssl=True serves TLS that verify-full accepts against the generated CA."""
     with embedded.start(ssl=True) as server:
@@ -245,6 +259,7 @@ def test_ssl_verify_full_succeeds_with_the_generated_ca() -> None:
             assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
 
 
+@needs_tls
 def test_ssl_verify_full_fails_with_a_wrong_ca(tmp_path: Path) -> None:
     """verify-full against another CA is refused: the certificate check is real."""
     other_ca, _, _ = make_ca_and_server_cert("localhost")

@@ -43,6 +43,7 @@ __all__ = [
     "find_bindir",
     "running",
     "start",
+    "supports_ssl",
 ]
 
 logger = logging.getLogger("pgkeel.embedded")
@@ -163,6 +164,18 @@ def _server_version(bindir: Path) -> str:
     if not match:
         raise EmbeddedServerError(f"cannot read the server version from {out!r}")
     return match.group(1)
+
+
+def supports_ssl(bindir: Path) -> bool:
+    """Whether the server in ``bindir`` was built with TLS (pgserver's wheel is not)."""
+    pg_config = bindir / "pg_config"
+    try:
+        configure = subprocess.run(  # noqa: S603 - pg_config beside the server binaries
+            [str(pg_config), "--configure"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return True  # cannot tell: let the server say so when it starts
+    return "--with-openssl" in configure or "--with-ssl=openssl" in configure
 
 
 def _pkglibdir(bindir: Path) -> Path | None:
@@ -505,6 +518,12 @@ def start(
     a certificate for ``localhost``; the URL then asks for ``sslmode=verify-full``.
     """
     bindir = find_bindir()
+    if ssl and not supports_ssl(bindir):
+        raise EmbeddedServerError(
+            f"ssl=True, but the PostgreSQL in {bindir} was built without TLS support; "
+            "install a server built with OpenSSL (e.g. apt-get install postgresql) and point "
+            "PGKEEL_PG_BINDIR at its bin/ directory."
+        )
     version = _server_version(bindir)
     who = _run_as()
     throwaway = data_dir is None
