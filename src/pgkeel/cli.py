@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from pgkeel import __version__, embedded
+from pgkeel.cli_copy import copy as copy_group
 from pgkeel.errors import Error
 
 __all__ = ["main"]
@@ -118,3 +119,6 @@ def psql(data_dir: Path, psql_args: tuple[str, ...]) -> None:
     if not found:
         raise click.ClickException("psql not found; install the PostgreSQL client")
     os.execv(found, [found, server.url, *psql_args])  # noqa: S606 - replacing ourselves with psql
+
+
+main.add_command(copy_group)

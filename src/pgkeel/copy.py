@@ -183,6 +183,7 @@ def copy_out(
     params: Any = None,
     format: CopyFormat = "csv",
     header: bool = True,
+    progress: Progress | None = None,
 ) -> int:
     """COPY a query's result or a table to a file (path or file object), streaming; return rows.
 
@@ -196,9 +197,18 @@ def copy_out(
             raise ValueError("binary COPY output needs a binary file, not a text one")
         with conn.cursor() as cur:
             with cur.copy(stmt, params) as copy:
+                n = 0
                 for data in copy:
                     f.write(bytes(data).decode() if text else data)
-            return max(cur.rowcount, 0)
+                    if progress is not None:
+                        # In the text and csv formats each chunk is one row.
+                        n += 1
+                        if n % base.BATCH_ROWS == 0:
+                            progress(n)
+            done = max(cur.rowcount, 0)
+    if progress is not None:
+        progress(done)
+    return done
 
 
 def upsert(
@@ -409,10 +419,19 @@ class BulkMethods:
         params: Any = None,
         format: CopyFormat = "csv",
         header: bool = True,
+        progress: Progress | None = None,
     ) -> int:
         """Stream a query's result or a table to a file (a path or a file object); return rows."""
         with self._atomic() as conn:
-            return copy_out(conn, query_or_table, file, params=params, format=format, header=header)
+            return copy_out(
+                conn,
+                query_or_table,
+                file,
+                params=params,
+                format=format,
+                header=header,
+                progress=progress,
+            )
 
     def upsert(
         self,

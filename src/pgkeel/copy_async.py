@@ -201,6 +201,7 @@ async def copy_out(
     params: Any = None,
     format: CopyFormat = "csv",
     header: bool = True,
+    progress: Progress | None = None,
 ) -> int:
     """COPY a query's result or a table to a file (path or file object), streaming; return rows."""
     stmt = base.copy_out_statement(query_or_table, format=format, header=header)
@@ -211,9 +212,18 @@ async def copy_out(
             raise ValueError("binary COPY output needs a binary file, not a text one")
         async with conn.cursor() as cur:
             async with cur.copy(stmt, params) as copy:
+                n = 0
                 async for data in copy:
                     f.write(bytes(data).decode() if text else data)
-            return max(cur.rowcount, 0)
+                    if progress is not None:
+                        # In the text and csv formats each chunk is one row.
+                        n += 1
+                        if n % base.BATCH_ROWS == 0:
+                            progress(n)
+            done = max(cur.rowcount, 0)
+    if progress is not None:
+        progress(done)
+    return done
 
 
 async def upsert(
@@ -411,11 +421,18 @@ class AsyncBulkMethods:
         params: Any = None,
         format: CopyFormat = "csv",
         header: bool = True,
+        progress: Progress | None = None,
     ) -> int:
         """Stream a query's result or a table to a file (a path or a file object); return rows."""
         async with self._atomic() as conn:
             return await copy_out(
-                conn, query_or_table, file, params=params, format=format, header=header
+                conn,
+                query_or_table,
+                file,
+                params=params,
+                format=format,
+                header=header,
+                progress=progress,
             )
 
     async def upsert(
