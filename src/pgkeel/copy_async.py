@@ -108,15 +108,15 @@ async def _copy_rows(
 ) -> int:
     done = 0
     getter: Callable[[Any], Sequence[Any]] | None = base.row_getter(first, cols)
-    write_row = copy.write_row
+    # AsyncCopy.write_row() is a coroutine per row; formatting rows without I/O and awaiting
+    # only when the formatter's buffer is full avoids that.
+    format_row = copy.formatter.write_row
+    write = copy.write
     async for batch in _batches(rows):
         try:
-            if getter is None:
-                for record in batch:
-                    await write_row(record)
-            else:
-                for record in map(getter, batch):
-                    await write_row(record)
+            for record in batch if getter is None else map(getter, batch):
+                if data := format_row(record):
+                    await write(data)
         except KeyError as exc:
             for i, record in enumerate(batch):
                 if base.is_missing_key(exc, record, cols):
