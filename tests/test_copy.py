@@ -231,6 +231,21 @@ def test_copy_in_generated_columns_are_skipped_or_refused(db: Any, admin: Any) -
         db.copy_in("t", [{"a": 1, "b": 2}])
 
 
+def test_text_arrays_of_every_shape_survive_the_fast_dumper(db: Any, admin: Any) -> None:
+    """text[] values take the flat-list fast path or psycopg's dumper, same result either way."""
+    admin.execute("CREATE TABLE t (id int, a text[])")
+    values = [
+        ["x", "ü🐘", "", "a,b", 'q"', "NULL", "{}"],
+        [],
+        None,
+        ["x", None],
+        [["a", "b"], ["c", "d"]],
+        ["é" * 1000],
+    ]
+    assert db.copy_in("t", list(enumerate(values))) == len(values)
+    assert [r[1] for r in rows_of(admin, "t")] == values
+
+
 def test_copy_in_enum_array_falls_back_to_text_format(db: Any, admin: Any) -> None:
     """A column psycopg cannot dump in binary (an enum array) still loads, via text COPY."""
     admin.execute("CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE TABLE t (id int, m mood[])")

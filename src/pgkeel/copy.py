@@ -118,6 +118,8 @@ def copy_in(
     try:
         with conn.cursor() as cur:
             oids = base.column_oids(info, cols, cur.adapters)
+            if oids is not None:
+                base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
             stmt = base.copy_in_statement(info, cols, oids is not None)
             with cur.copy(stmt) as copy:
                 if oids is not None:
@@ -240,6 +242,8 @@ def upsert(
     stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
     with conn.cursor() as cur:
         oids = base.column_oids(info, cols, cur.adapters)
+        if oids is not None:
+            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
         stmt = base.copy_in_statement(stage_info, cols, oids is not None)
         with cur.copy(stmt) as copy:
             if oids is not None:

@@ -147,6 +147,8 @@ async def copy_in(
     try:
         async with conn.cursor() as cur:
             oids = base.column_oids(info, cols, cur.adapters)
+            if oids is not None:
+                base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
             stmt = base.copy_in_statement(info, cols, oids is not None)
             async with cur.copy(stmt) as copy:
                 if oids is not None:
@@ -250,6 +252,8 @@ async def upsert(
     stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
     async with conn.cursor() as cur:
         oids = base.column_oids(info, cols, cur.adapters)
+        if oids is not None:
+            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
         stmt = base.copy_in_statement(stage_info, cols, oids is not None)
         async with cur.copy(stmt) as copy:
             if oids is not None:
