@@ -76,8 +76,13 @@ def socket_ready(conn: psycopg.BaseConnection[Any]) -> bool:
     """True if the server sent something on an idle connection: an error before closing it
     (terminated backend, shutdown) or EOF. Costs one poll(2), no round trip."""
     try:
-        poller = select.poll()
-        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        # One poll object per connection, kept on it: building one per checkout costs more
+        # than the poll itself.
+        poller = getattr(conn, "_pgkeel_poller", None)
+        if poller is None:
+            poller = select.poll()
+            poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+            conn._pgkeel_poller = poller  # type: ignore[attr-defined]
         return bool(poller.poll(0))
     except (OSError, psycopg.Error):
         return True
