@@ -304,3 +304,19 @@ def test_owner_process_ending_stops_the_server(mode: str, how: str) -> None:
         child.wait(timeout=30)
     assert embedded._wait_gone(pid), f"postmaster {pid} survived {how}"
     assert not Path(data_dir).exists()
+
+
+@needs_tls
+def test_running_reflects_how_the_cluster_was_last_started(cluster_dir: Path) -> None:
+    """running() gives a TLS URL only while the persistent cluster really serves TLS."""
+    data_dir = cluster_dir / "c"
+    with embedded.start(data_dir, ssl=True):
+        attached = embedded.running(data_dir)
+        assert attached is not None
+        assert "sslmode=verify-full" in attached.url
+        assert _select_one(attached.url) == 1
+    with embedded.start(data_dir):
+        attached = embedded.running(data_dir)
+        assert attached is not None
+        assert "sslmode" not in attached.url
+        assert _select_one(attached.url) == 1

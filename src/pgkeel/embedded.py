@@ -643,6 +643,13 @@ def _set_password(server: EmbeddedServer, password: str) -> None:
         )
 
 
+def _ssl_enabled(data: Path) -> bool:
+    try:
+        return "\nssl = on\n" in (data / _CONF_FILE).read_text()
+    except OSError:
+        return False
+
+
 def running(data_dir: str | os.PathLike[str]) -> EmbeddedServer | None:
     """The server running on a persistent ``data_dir`` (started by any process), or None.
 
@@ -657,7 +664,7 @@ def running(data_dir: str | os.PathLike[str]) -> EmbeddedServer | None:
     return EmbeddedServer(
         data_dir=data, bindir=bindir, version=_server_version(bindir), port=port,
         password=(data / _PASSWORD_FILE).read_text().strip(), socket_dir=Path(sockdir),
-        throwaway=False, ssl_ca=(data / "root.crt") if (data / "server.key").exists() else None,
+        throwaway=False, ssl_ca=(data / "root.crt") if _ssl_enabled(data) else None,
         run_as=_run_as(),
     )  # fmt: skip
 
