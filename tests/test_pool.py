@@ -15,7 +15,7 @@ import pytest
 from psycopg_pool import PoolTimeout
 
 import pgkeel
-from pgkeel import embedded
+from pgkeel import _database_base, embedded
 
 pytest_plugins = ["fix_db"]
 
@@ -57,6 +57,36 @@ def test_recovers_after_backends_terminated(pg_url: str) -> None:
                 assert await adb.fetch_val("SELECT 1") == 1
 
     asyncio.run(main())
+
+
+@pytest.fixture(params=["libc poll", "select.poll"])
+def liveness_poll(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of polling an idle connection: libc's poll with the GIL held, and the
+    select.poll fallback (platforms without a libc poll)."""
+    if request.param == "select.poll":
+        monkeypatch.setattr(_database_base, "_poll", None)
+    return str(request.param)
+
+
+@pytest.mark.fault
+def test_socket_poll_sees_terminated_backend(pg_url: str, liveness_poll: str) -> None:
+    """The checkout poll is quiet on a healthy idle connection and fires once the server has
+    terminated its backend; a Database whose round-trip check never runs (check_idle=1h)
+    still replaces the dead connection before a query uses it."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert not _database_base.socket_ready(conn)
+        assert not _database_base.socket_ready(conn)  # the cached poll argument is reusable
+        assert terminate_others(pg_url) >= 1
+        deadline = time.monotonic() + 5
+        while not _database_base.socket_ready(conn):
+            assert time.monotonic() < deadline, "poll never saw the terminated backend"
+            time.sleep(0.02)
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, check_idle=3600) as db:
+        assert db.fetch_val("SELECT 1") == 1
+        assert terminate_others(pg_url) >= 1
+        time.sleep(0.2)  # let the FATAL message arrive
+        assert db.fetch_val("SELECT 2") == 2
+        assert db.stats()["connections_lost"] >= 1
 
 
 @pytest.fixture(scope="module")
