@@ -89,6 +89,35 @@ def test_socket_poll_sees_terminated_backend(pg_url: str, liveness_poll: str) ->
         assert db.stats()["connections_lost"] >= 1
 
 
+def test_checkout_poll_skipped_only_for_just_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """needs_check: a connection returned under POLL_AFTER ago is not polled; an older one is
+    polled (and checked if the server wrote to it); one idle past check_idle always is."""
+    polled: list[object] = []
+    ready = False
+
+    def fake_ready(conn: object) -> bool:
+        polled.append(conn)
+        return ready
+
+    monkeypatch.setattr(_database_base, "socket_ready", fake_ready)
+
+    class Conn:
+        _pgkeel_idle_since = 0.0
+
+    conn: Any = Conn()
+    now = time.monotonic()
+    conn._pgkeel_idle_since = now
+    assert not _database_base.needs_check(conn, 1.0)
+    assert polled == []
+    conn._pgkeel_idle_since = now - 2 * _database_base.POLL_AFTER
+    assert not _database_base.needs_check(conn, 1.0)
+    assert polled == [conn]
+    ready = True
+    assert _database_base.needs_check(conn, 1.0)
+    conn._pgkeel_idle_since = now - 5
+    assert _database_base.needs_check(conn, 1.0)
+
+
 @pytest.fixture(scope="module")
 def small_tls_server() -> Iterator[embedded.EmbeddedServer]:
     """An embedded server of our own: TLS with a throwaway CA, and only 12 connections."""

@@ -133,10 +133,19 @@ def _pollfd_for(conn: psycopg.BaseConnection[Any]) -> Any:
     return pfd
 
 
+#: A connection back in the pool for less than this (seconds) is taken without the socket poll.
+#: It finished a query that long ago; a backend killed in that window fails the next query just
+#: as one killed during it would (psycopg_pool then replaces the connection). Only a hot pool
+#: hands out connections this young, and there the poll, a system call per query made with the
+#: GIL held, cost ~10 % of 16-thread throughput (bench/RESULTS.md).
+POLL_AFTER = 0.002
+
+
 def needs_check(conn: psycopg.BaseConnection[Any], check_idle: float) -> bool:
-    """Decide if a connection just taken from the pool gets a round-trip check."""
-    idle_since: float = getattr(conn, "_pgkeel_idle_since", 0.0)
-    return time.monotonic() - idle_since > check_idle or socket_ready(conn)
+    """Decide if a connection just taken from the pool gets a round-trip check: idle longer
+    than ``check_idle``, or idle at least ``POLL_AFTER`` and the server has written to it."""
+    idle = time.monotonic() - getattr(conn, "_pgkeel_idle_since", 0.0)
+    return idle > check_idle or (idle >= POLL_AFTER and socket_ready(conn))
 
 
 def is_dirty(statusmessage: str | None) -> bool:
