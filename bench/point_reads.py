@@ -92,20 +92,22 @@ async def run_tasks(
     return sum(counts)
 
 
-def bench_pgkeel_sync(url: str, a: argparse.Namespace) -> int:
+def bench_pgkeel_sync(url: str, a: argparse.Namespace, row: type = dict) -> int:
     with pgkeel.Database(url, min_size=a.pool, max_size=a.pool, size_check="off") as db:
         db.fetch_one(QUERY, (1,))
-        return run_threads(lambda i: db.fetch_one(QUERY, (i,)), a.clients, a.seconds, a.rows)
+        return run_threads(
+            lambda i: db.fetch_one(QUERY, (i,), row=row), a.clients, a.seconds, a.rows
+        )
 
 
-def bench_pgkeel_async(url: str, a: argparse.Namespace) -> int:
+def bench_pgkeel_async(url: str, a: argparse.Namespace, row: type = dict) -> int:
     async def main() -> int:
         async with pgkeel.AsyncDatabase(
             url, min_size=a.pool, max_size=a.pool, size_check="off"
         ) as db:
             await db.fetch_one(QUERY, (1,))
             return await run_tasks(
-                lambda i: db.fetch_one(QUERY, (i,)), a.clients, a.seconds, a.rows
+                lambda i: db.fetch_one(QUERY, (i,), row=row), a.clients, a.seconds, a.rows
             )
 
     return asyncio.run(main())
@@ -201,6 +203,9 @@ VARIANTS: dict[str, Callable[[str, argparse.Namespace], int]] = {
     "psycopg_pool sync, autocommit": partial(bench_psycopg_pool_sync, autocommit=True),
     "psycopg_pool async, autocommit": partial(bench_psycopg_pool_async, autocommit=True),
     "psycopg2 pool, autocommit": partial(bench_psycopg2_threads, autocommit=True),
+    # pgkeel returns dicts by default; the raw variants above return tuples.
+    "pgkeel sync, row=tuple": partial(bench_pgkeel_sync, row=tuple),
+    "pgkeel async, row=tuple": partial(bench_pgkeel_async, row=tuple),
 }
 
 
@@ -243,6 +248,8 @@ def main() -> None:
             ("pgkeel async (tasks)", "psycopg_pool async, autocommit"),
             ("pgkeel sync (threads)", "psycopg_pool sync, autocommit"),
             ("pgkeel sync (threads)", "psycopg2 pool, autocommit"),
+            ("pgkeel sync, row=tuple", "psycopg_pool sync, autocommit"),
+            ("pgkeel async, row=tuple", "psycopg_pool async, autocommit"),
         ]
         for ours, theirs in pairs:
             if ours in results and theirs in results:
