@@ -49,12 +49,12 @@ def test_stream_closed_early_frees_cursor_and_connection(db: pgkeel.Database, ad
         assert next(rows) == {"generate_series": 1}
         in_tx = admin.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND state = 'idle in transaction'"
+            " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
         ).fetchone()[0]
         assert in_tx == 1
     in_tx = admin.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND state = 'idle in transaction'"
+        " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
     ).fetchone()[0]
     assert in_tx == 0
     assert db.fetch_val("SELECT count(*) FROM pg_cursors") == 0

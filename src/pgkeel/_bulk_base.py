@@ -22,6 +22,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq, sql
 from psycopg.adapt import AdaptersMap
 
+from pgkeel.config import Config
 from pgkeel.errors import DuplicateKeyError, IdentifierError, RowError
 
 Table: TypeAlias = "str | tuple[str, str]"
@@ -39,6 +40,9 @@ MAX_IDENTIFIER_BYTES = 63
 # row iterator is read in, which bounds memory whatever the iterator yields.
 BATCH_ROWS = 10_000
 CSV_CHUNK_BYTES = 1 << 20
+# Rows a COPY stream hands over at a time (at most batch_size): the round trips do not depend on
+# it, and rows used while still in the CPU cache stream ~1.6x faster than 10,000-row lists.
+COPY_STREAM_ROWS = 200
 
 _TEXT_OID = 25
 _BINARY = pq.Format.BINARY
@@ -435,6 +439,99 @@ def duplicate_error(
         " times; remove the duplicates or pass on_duplicate='last' to keep the last row of"
         " each key",
         key=value,
+    )
+
+
+# --- streaming --------------------------------------------------------------------------------
+
+
+def stream_copy_statement(query: object, params: Any, row: object, context: Any) -> Any:
+    """``COPY (query) TO STDOUT`` to stream ``query``'s rows, or None where a cursor must do it.
+
+    COPY streams rows while the client parses them (a cursor waits for each FETCH: the two sides
+    take turns), and psycopg parses COPY rows in C. COPY takes no bind parameters, and binding
+    them client-side is not exactly what the server does (a Python int is sent as int2, int4,
+    int8 or numeric by size and changes the type a function resolves to), so a query with
+    ``params`` keeps the cursor; so does a ``row=`` other than dict or tuple (psycopg row
+    factories need a cursor's description).
+    """
+    if params is not None or (row is not dict and row is not tuple):
+        return None
+    if isinstance(query, str):
+        text = query
+    elif isinstance(query, sql.Composable):
+        text = query.as_string(context)
+    else:  # a template string: its values are parameters
+        return None
+    # A trailing ";" is accepted by DECLARE but not inside COPY ( ... ); a trailing comment is
+    # closed by the newline before ")".
+    text = text.rstrip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return sql.SQL("COPY (\n{}\n) TO STDOUT").format(sql.SQL(text))
+
+
+# --- time limits ----------------------------------------------------------------------------
+
+STATEMENT_TIMEOUT: LiteralString = "statement_timeout"
+IDLE_TIMEOUT: LiteralString = "idle_in_transaction_session_timeout"
+
+# set_config(..., true) is SET LOCAL with a bound value: it ends with the transaction (or with
+# the savepoint, if that is rolled back), so it never reaches the next user of the connection.
+SET_LOCAL = sql.SQL("SELECT set_config(%s, %s, true)")
+# Inside the caller's transaction the value must be put back afterwards (a released savepoint
+# keeps it); the old value is read before the new one is set, left to right in one round trip.
+SWAP_LOCAL = sql.SQL("SELECT current_setting(%s), set_config(%s, %s, true)")
+
+
+def owner_config(owner: object) -> tuple[Config | None, bool]:
+    """The Config behind a bulk call's owner, and whether the call runs in the caller's
+    transaction (a :class:`~pgkeel.Transaction`, which knows its Database) rather than its own.
+    """
+    db = getattr(owner, "_db", owner)
+    config = getattr(db, "config", None)
+    return (config if isinstance(config, Config) else None), db is not owner
+
+
+def local_limits(
+    config: Config | None, settings: Sequence[LiteralString]
+) -> list[tuple[LiteralString, str]]:
+    """The ``(setting, value)`` pairs a bulk call or stream sets for its own transaction."""
+    if config is None:
+        return []
+    out: list[tuple[LiteralString, str]] = []
+    for setting in settings:
+        if setting == STATEMENT_TIMEOUT:
+            out.append((setting, duration(config.bulk_timeout)))
+        elif setting == IDLE_TIMEOUT:
+            if config.stream_idle_timeout is not None:
+                out.append((setting, duration(config.stream_idle_timeout)))
+        else:
+            raise ValueError(f"no bulk limit for {setting!r}")
+    return out
+
+
+def duration(seconds: float) -> str:
+    """A server duration for ``seconds``; 0 is PostgreSQL's "no limit"."""
+    if seconds <= 0:
+        return "0"
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def idle_timeout_error(
+    exc: Exception, configured: float | None
+) -> pg_errors.IdleInTransactionSessionTimeout:
+    """The server ended a stream's session while the caller paused between two batches."""
+    limit = (
+        "the session's idle_in_transaction_session_timeout (60 s unless set)"
+        if configured is None
+        else f"stream_idle_timeout={configured:g} s"
+    )
+    return pg_errors.IdleInTransactionSessionTimeout(
+        f"the server closed the connection because the stream's transaction sat idle longer"
+        f" than {limit} while the rows of a batch were being processed: open the Database"
+        " with a larger stream_idle_timeout (seconds; 0 means no limit), or process rows"
+        f" faster or with a smaller batch_size ({exc})"
     )
 
 

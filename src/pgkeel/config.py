@@ -75,6 +75,14 @@ class Config:
     check_idle: float = 1.0
     #: Seconds between reconnection attempts, at most, while the server is unreachable.
     reconnect_delay_max: float = 2.0
+    #: Seconds one bulk call (copy_in, copy_in_csv, copy_out, upsert, stream) may run: its own
+    #: statement_timeout, set for that call's transaction only; 0 means no limit, since one
+    #: COPY of a big file (or a stream read by COPY) is a single statement that the 30 s
+    #: default would cancel.
+    bulk_timeout: float = 0.0
+    #: Seconds a stream's transaction may sit idle while the caller works on a batch (its
+    #: idle_in_transaction_session_timeout); None keeps the session's (60 s by default).
+    stream_idle_timeout: float | None = None
     name: str | None = None
     #: The SSL policy's verdict, for the Database to log (never holds the password).
     ssl_warning: str | None = None
@@ -106,6 +114,8 @@ _POOL_OPTIONS: Mapping[str, type] = {
     "naive_datetime": str,
     "check_idle": float,
     "reconnect_delay_max": float,
+    "bulk_timeout": float,
+    "stream_idle_timeout": float,
     "name": str,
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {

@@ -35,6 +35,7 @@ __all__ = [
     "copy_out",
     "forget_tables",
     "stream",
+    "stream_batches",
     "upsert",
 ]
 
@@ -284,31 +285,74 @@ def stream(
 
     Must run inside a transaction; closing the generator closes the cursor.
     """
+    for batch in stream_batches(conn, query, params, row=row, batch_size=batch_size):
+        yield from batch
+
+
+def stream_batches(
+    conn: psycopg.Connection[Any],
+    query: Query,
+    params: Any = None,
+    *,
+    row: RowSpec = dict,
+    batch_size: int = 10_000,
+    idle_timeout: float | None = None,
+    via_copy: bool = False,
+) -> Iterator[list[Any]]:
+    """:func:`stream`'s rows as lists of at most ``batch_size``.
+
+    With ``via_copy`` (the caller lifted ``statement_timeout``: the whole stream is then one
+    statement) a query without parameters is read with ``COPY (query) TO STDOUT``, its column
+    names and types taken from the cursor declared for it. ``idle_timeout`` is what the session
+    allows between two fetches, for the error when a paused caller outlived it.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    copy_stmt = base.stream_copy_statement(query, params, row, conn) if via_copy else None
     name = f"pgkeel_stream_{next(_names)}"
     with conn.cursor(name, row_factory=row_factory(row), scrollable=False) as cur:
         cur.itersize = batch_size
+        # DECLARE checks the query as it always did (one SELECT or VALUES) and describes it.
         cur.execute(query, params)
-        while batch := cur.fetchmany(batch_size):
-            yield from batch
+        description = cur.description or []
+        while copy_stmt is None:
+            try:
+                batch = cur.fetchmany(batch_size)
+            except psycopg.errors.IdleInTransactionSessionTimeout as exc:
+                raise base.idle_timeout_error(exc, idle_timeout) from exc
+            if not batch:
+                return
+            yield batch
+    with conn.cursor() as ccur, ccur.copy(copy_stmt) as copy:
+        # The result's own types: the same loaders a cursor would use, unknown types as str.
+        copy.set_types([c.type_code for c in description])
+        rows: Iterator[Any] = copy.rows()
+        if row is dict:
+            names = [c.name for c in description]
+            rows = map(dict, map(zip, itertools.repeat(names), rows))
+        size = min(batch_size, base.COPY_STREAM_ROWS)
+        while batch := list(itertools.islice(rows, size)):
+            yield batch
 
 
 class RowStream(Iterator[T]):
     """An iterator of rows that is also a context manager: leaving it closes the cursor."""
 
-    def __init__(self, rows: Iterator[T]) -> None:
-        self._rows = rows
+    def __init__(self, batches: Iterator[list[T]]) -> None:
+        self._batches = batches
+        # A for loop gets the chain itself, so moving from one row to the next runs in C
+        # (no Python frame per row); next() on the stream shares the same position.
+        self._rows = itertools.chain.from_iterable(batches)
 
-    def __iter__(self) -> RowStream[T]:
-        return self
+    def __iter__(self) -> Iterator[T]:
+        return self._rows
 
     def __next__(self) -> T:
         return next(self._rows)
 
     def close(self) -> None:
         """Close the cursor and end the stream's transaction, even half way through."""
-        close = getattr(self._rows, "close", None)
+        close = getattr(self._batches, "close", None)
         if close is not None:
             close()
 
@@ -378,6 +422,30 @@ class BulkMethods:
         # Provided by the class this is mixed into (Database, its transactions).
         def _atomic(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]: ...
 
+    @contextlib.contextmanager
+    def _bulk_atomic(
+        self, settings: Sequence[LiteralString] = (base.STATEMENT_TIMEOUT,)
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """``_atomic()`` with the Database's limits for bulk work (or streams) set inside it."""
+        config, nested = base.owner_config(self)
+        limits = base.local_limits(config, settings)
+        with self._atomic() as conn:
+            if not limits:
+                yield conn
+                return
+            with conn.cursor(row_factory=tuple_row) as cur:
+                restore: list[tuple[str, str]] = []
+                for setting, value in limits:
+                    if nested:
+                        old = cur.execute(base.SWAP_LOCAL, (setting, setting, value)).fetchone()
+                        assert old is not None
+                        restore.append((setting, old[0]))
+                    else:
+                        cur.execute(base.SET_LOCAL, (setting, value))
+                yield conn
+                for setting, old_value in restore:
+                    cur.execute(base.SET_LOCAL, (setting, old_value))
+
     def copy_in(
         self,
         table: Table,
@@ -390,7 +458,7 @@ class BulkMethods:
 
         Column types come from the catalog; returns the number of rows written.
         """
-        with self._atomic() as conn:
+        with self._bulk_atomic() as conn:
             return copy_in(conn, table, rows, columns=columns, progress=progress)
 
     def copy_in_csv(
@@ -404,7 +472,7 @@ class BulkMethods:
         progress: Progress | None = None,
     ) -> int:
         """COPY a CSV file (a path or a file object) into ``table``; return rows loaded."""
-        with self._atomic() as conn:
+        with self._bulk_atomic() as conn:
             return copy_in_csv(
                 conn,
                 table,
@@ -426,7 +494,7 @@ class BulkMethods:
         progress: Progress | None = None,
     ) -> int:
         """Stream a query's result or a table to a file (a path or a file object); return rows."""
-        with self._atomic() as conn:
+        with self._bulk_atomic() as conn:
             return copy_out(
                 conn,
                 query_or_table,
@@ -453,7 +521,7 @@ class BulkMethods:
         list means do nothing on conflict). A key repeated within ``rows`` raises
         :class:`pgkeel.DuplicateKeyError`, or keeps the last row with ``on_duplicate="last"``.
         """
-        with self._atomic() as conn:
+        with self._bulk_atomic() as conn:
             return upsert(
                 conn,
                 table,
@@ -477,11 +545,24 @@ class BulkMethods:
         Use it as a context manager (or ``close()`` it) to stop early and free the connection.
         """
 
-        def rows() -> Iterator[Any]:
-            with self._atomic() as conn:
-                yield from stream(conn, query, params, row=row, batch_size=batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        config, _ = base.owner_config(self)
+        idle = None if config is None else config.stream_idle_timeout
 
-        return RowStream(rows())
+        def batches() -> Iterator[list[Any]]:
+            with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                yield from stream_batches(
+                    conn,
+                    query,
+                    params,
+                    row=row,
+                    batch_size=batch_size,
+                    idle_timeout=idle,
+                    via_copy=config is not None,
+                )
+
+        return RowStream(batches())
 
     @contextlib.contextmanager
     def pipeline(self) -> Iterator[Pipeline]:

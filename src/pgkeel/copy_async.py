@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, LiteralString, TypeVar
@@ -33,6 +34,7 @@ __all__ = [
     "copy_out",
     "forget_tables",
     "stream",
+    "stream_batches",
     "upsert",
 ]
 
@@ -287,32 +289,77 @@ async def stream(
     batch_size: int = 10_000,
 ) -> AsyncIterator[Any]:
     """Rows of ``query`` through a server-side cursor, ``batch_size`` at a time."""
+    async for batch in stream_batches(conn, query, params, row=row, batch_size=batch_size):
+        for r in batch:
+            yield r
+
+
+async def stream_batches(
+    conn: psycopg.AsyncConnection[Any],
+    query: Query,
+    params: Any = None,
+    *,
+    row: RowSpec = dict,
+    batch_size: int = 10_000,
+    idle_timeout: float | None = None,
+    via_copy: bool = False,
+) -> AsyncIterator[list[Any]]:
+    """:func:`stream`'s rows as lists of at most ``batch_size`` (see the sync twin)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    copy_stmt = base.stream_copy_statement(query, params, row, conn) if via_copy else None
     name = f"pgkeel_stream_{next(_names)}"
     async with conn.cursor(name, row_factory=row_factory(row), scrollable=False) as cur:
         cur.itersize = batch_size
         await cur.execute(query, params)
-        while batch := await cur.fetchmany(batch_size):
-            for r in batch:
-                yield r
+        description = cur.description or []
+        while copy_stmt is None:
+            try:
+                batch = await cur.fetchmany(batch_size)
+            except psycopg.errors.IdleInTransactionSessionTimeout as exc:
+                raise base.idle_timeout_error(exc, idle_timeout) from exc
+            if not batch:
+                return
+            yield batch
+    async with conn.cursor() as ccur, ccur.copy(copy_stmt) as copy:
+        copy.set_types([c.type_code for c in description])
+        names = [c.name for c in description] if row is dict else None
+        size = min(batch_size, base.COPY_STREAM_ROWS)
+        records: list[Any] = []
+        async for record in copy.rows():
+            records.append(record)
+            if len(records) >= size:
+                yield (
+                    records if names is None else list(map(dict, map(zip, repeat(names), records)))
+                )
+                records = []
+        if records:
+            yield records if names is None else list(map(dict, map(zip, repeat(names), records)))
 
 
 class AsyncRowStream(AsyncIterator[T]):
     """An async iterator of rows that is also an async context manager closing the cursor."""
 
-    def __init__(self, rows: AsyncIterator[T]) -> None:
-        self._rows = rows
+    def __init__(self, batches: AsyncIterator[list[T]]) -> None:
+        self._batches = batches
+        self._batch: Iterator[T] = iter(())
 
     def __aiter__(self) -> AsyncRowStream[T]:
         return self
 
     async def __anext__(self) -> T:
-        return await anext(self._rows)
+        # Rows come from the current list without awaiting anything; only the end of a list
+        # goes back to the cursor (an async generator per row cost ~1 us each).
+        for r in self._batch:
+            return r
+        while True:
+            self._batch = iter(await anext(self._batches))
+            for r in self._batch:
+                return r
 
     async def close(self) -> None:
         """Close the cursor and end the stream's transaction, even half way through."""
-        aclose = getattr(self._rows, "aclose", None)
+        aclose = getattr(self._batches, "aclose", None)
         if aclose is not None:
             await aclose()
 
@@ -383,6 +430,31 @@ class AsyncBulkMethods:
             self,
         ) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
 
+    @contextlib.asynccontextmanager
+    async def _bulk_atomic(
+        self, settings: Sequence[LiteralString] = (base.STATEMENT_TIMEOUT,)
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """``_atomic()`` with the Database's limits for bulk work (or streams) set inside it."""
+        config, nested = base.owner_config(self)
+        limits = base.local_limits(config, settings)
+        async with self._atomic() as conn:
+            if not limits:
+                yield conn
+                return
+            async with conn.cursor(row_factory=tuple_row) as cur:
+                restore: list[tuple[str, str]] = []
+                for setting, value in limits:
+                    if nested:
+                        await cur.execute(base.SWAP_LOCAL, (setting, setting, value))
+                        old = await cur.fetchone()
+                        assert old is not None
+                        restore.append((setting, old[0]))
+                    else:
+                        await cur.execute(base.SET_LOCAL, (setting, value))
+                yield conn
+                for setting, old_value in restore:
+                    await cur.execute(base.SET_LOCAL, (setting, old_value))
+
     async def copy_in(
         self,
         table: Table,
@@ -392,7 +464,7 @@ class AsyncBulkMethods:
         progress: Progress | None = None,
     ) -> int:
         """Binary COPY of ``rows`` (tuples, or dicts mapped by column name) into ``table``."""
-        async with self._atomic() as conn:
+        async with self._bulk_atomic() as conn:
             return await copy_in(conn, table, rows, columns=columns, progress=progress)
 
     async def copy_in_csv(
@@ -406,7 +478,7 @@ class AsyncBulkMethods:
         progress: Progress | None = None,
     ) -> int:
         """COPY a CSV file (a path or a file object) into ``table``; return rows loaded."""
-        async with self._atomic() as conn:
+        async with self._bulk_atomic() as conn:
             return await copy_in_csv(
                 conn,
                 table,
@@ -428,7 +500,7 @@ class AsyncBulkMethods:
         progress: Progress | None = None,
     ) -> int:
         """Stream a query's result or a table to a file (a path or a file object); return rows."""
-        async with self._atomic() as conn:
+        async with self._bulk_atomic() as conn:
             return await copy_out(
                 conn,
                 query_or_table,
@@ -450,7 +522,7 @@ class AsyncBulkMethods:
         on_duplicate: OnDuplicate = "error",
     ) -> int:
         """Insert ``rows``, updating those whose ``key`` exists; return rows inserted + updated."""
-        async with self._atomic() as conn:
+        async with self._bulk_atomic() as conn:
             return await upsert(
                 conn,
                 table,
@@ -471,12 +543,25 @@ class AsyncBulkMethods:
     ) -> AsyncRowStream[Any]:
         """Iterate (``async for``) over a query's rows with memory bounded by ``batch_size``."""
 
-        async def rows() -> AsyncIterator[Any]:
-            async with self._atomic() as conn:
-                async for r in stream(conn, query, params, row=row, batch_size=batch_size):
-                    yield r
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        config, _ = base.owner_config(self)
+        idle = None if config is None else config.stream_idle_timeout
 
-        return AsyncRowStream(rows())
+        async def batches() -> AsyncIterator[list[Any]]:
+            async with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                async for batch in stream_batches(
+                    conn,
+                    query,
+                    params,
+                    row=row,
+                    batch_size=batch_size,
+                    idle_timeout=idle,
+                    via_copy=config is not None,
+                ):
+                    yield batch
+
+        return AsyncRowStream(batches())
 
     @contextlib.asynccontextmanager
     async def pipeline(self) -> AsyncIterator[AsyncPipeline]:
