@@ -479,3 +479,12 @@ def test_exports() -> None:
     """The bulk errors are part of the public surface."""
     for name in ("DuplicateKeyError", "IdentifierError", "RowError"):
         assert name in pgkeel.__all__
+
+
+def test_copy_in_refuses_a_naive_datetime(db: pgkeel.Database, admin: Any) -> None:
+    """A naive datetime for a timestamptz column fails the whole COPY (no guessed time zone)."""
+    admin.execute("CREATE TABLE t (id int, ts timestamptz)")
+    aware = dt.datetime(2024, 1, 1, tzinfo=TZ)
+    with pytest.raises(TypeError, match="naive"):
+        db.copy_in("t", [(1, aware), (2, dt.datetime(2024, 1, 1))])
+    assert count(admin, "t") == 0

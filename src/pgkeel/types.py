@@ -30,7 +30,7 @@ def dumps_json(obj: Any) -> bytes:
     """Serialize ``obj`` to JSON with orjson; NaN and Infinity raise instead of becoming null."""
     out = orjson.dumps(obj)
     # orjson writes non-finite floats as null; look for them only when a null is there at all.
-    if b"null" in out and _has_non_finite(obj):
+    if b"null" in out and has_non_finite(obj):
         raise NotStorableError(
             "NaN and Infinity cannot be stored in JSON (orjson would write null); "
             "replace them with None or a string before sending"
@@ -38,7 +38,7 @@ def dumps_json(obj: Any) -> bytes:
     return out
 
 
-def _has_non_finite(obj: Any) -> bool:
+def has_non_finite(obj: Any) -> bool:
     stack = [obj]
     while stack:
         item = stack.pop()
@@ -67,7 +67,7 @@ class _StrictDatetimeDumper(DatetimeDumper):
         return self
 
 
-class _StrictDatetimeBinaryDumper(DatetimeBinaryDumper):
+class StrictDatetimeBinaryDumper(DatetimeBinaryDumper):
     def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
         if obj.tzinfo is None:
             raise _naive(obj)
@@ -93,4 +93,4 @@ def configure(conn: psycopg.BaseConnection[Any], *, naive_datetime: str = "error
     adapters.register_dumper(dict, adapters.get_dumper(Jsonb, PyFormat.BINARY))
     if naive_datetime == "error":
         adapters.register_dumper(datetime, _StrictDatetimeDumper)
-        adapters.register_dumper(datetime, _StrictDatetimeBinaryDumper)
+        adapters.register_dumper(datetime, StrictDatetimeBinaryDumper)
