@@ -1,8 +1,10 @@
 """Stream benchmark: reading a big result with bounded memory, pgkeel against the raw drivers.
 
-Every variant reads all the rows of a 1M-row ``products`` table through a server-side cursor
-(batches of 10,000 for everyone) and touches each row; each runs in its own process, so its
-peak RSS is its own. Limit: raw ``COPY TO STDOUT`` (bytes, no row parsing). Run:
+Every variant reads all the rows of a 1M-row ``products`` table (batches of 10,000 for
+everyone) and touches each row; each runs in its own process, so its peak RSS is its own. The
+peers use server-side cursors; pgkeel's ``stream`` reads a query without parameters with
+``COPY (query) TO STDOUT`` and one with parameters with a cursor (both measured). Limit: raw
+``COPY TO STDOUT`` (bytes, no row parsing). Run:
 ``python bench/stream.py [--rows N] [--repeat N] [--only a,b]``.
 """
 
@@ -24,6 +26,7 @@ import _common as c
 import pgkeel
 
 QUERY = "SELECT * FROM products"
+QUERY_PARAM = "SELECT * FROM products WHERE stock >= %s"  # every row: stock is 0..999
 BATCH = 10_000
 
 
@@ -31,6 +34,15 @@ def pgkeel_sync(url: str) -> int:
     with pgkeel.Database(url, min_size=1, max_size=1, statement_timeout=0) as db:
         n = 0
         for row in db.stream(QUERY, batch_size=BATCH):
+            n += row["stock"] >= 0
+        return n
+
+
+def pgkeel_params(url: str) -> int:
+    # A bound parameter keeps the stream on a server-side cursor (COPY takes no parameters).
+    with pgkeel.Database(url, min_size=1, max_size=1, statement_timeout=0) as db:
+        n = 0
+        for row in db.stream(QUERY_PARAM, (0,), batch_size=BATCH):
             n += row["stock"] >= 0
         return n
 
@@ -96,6 +108,7 @@ def copy_to_stdout(url: str) -> int:
 VARIANTS: dict[str, tuple[str, Any]] = {
     "pgkeel stream (dict rows)": ("pgkeel", pgkeel_sync),
     "pgkeel AsyncDatabase.stream (dict rows)": ("pgkeel", pgkeel_async),
+    "pgkeel stream with a parameter (cursor, dict rows)": ("pgkeel", pgkeel_params),
     "asyncpg cursor (Record)": ("peer", asyncpg_cursor),
     "psycopg2 named cursor (tuples)": ("peer", psycopg2_named),
     "psycopg 3 named cursor (tuples)": ("peer", psycopg_named),

@@ -542,7 +542,11 @@ class BulkMethods:
     ) -> RowStream[Any]:
         """Iterate over a query's rows with memory bounded by ``batch_size``, whatever the size.
 
-        Use it as a context manager (or ``close()`` it) to stop early and free the connection.
+        A query without ``params`` (and ``row=dict`` or ``tuple``) is read with ``COPY (query)
+        TO STDOUT``, one statement limited by ``bulk_timeout``; otherwise a server-side cursor
+        fetches ``batch_size`` rows at a time, and ``stream_idle_timeout`` is how long the caller
+        may spend between two fetches. Use it as a context manager (or ``close()`` it) to stop
+        early and free the connection.
         """
 
         if batch_size < 1:

@@ -541,7 +541,10 @@ class AsyncBulkMethods:
         row: RowSpec = dict,
         batch_size: int = 10_000,
     ) -> AsyncRowStream[Any]:
-        """Iterate (``async for``) over a query's rows with memory bounded by ``batch_size``."""
+        """Iterate (``async for``) over a query's rows with memory bounded by ``batch_size``.
+
+        As :meth:`pgkeel.Database.stream`: COPY for a query without ``params``, else a cursor.
+        """
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
