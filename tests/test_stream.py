@@ -131,3 +131,13 @@ def test_pipeline_error_rolls_everything_back(db: pgkeel.Database, admin: Any) -
         p.execute("INSERT INTO t VALUES (2)")
     assert admin.execute("SELECT count(*) FROM t").fetchone() == (0,)
     assert db.fetch_val("SELECT 1") == 1
+
+
+def test_stream_accepts_what_a_cursor_accepted(db: pgkeel.Database) -> None:
+    """A trailing semicolon or comment, % signs and braces read the same through COPY."""
+    assert list(db.stream("SELECT 1 AS a;  ")) == [{"a": 1}]
+    assert list(db.stream("SELECT 1 AS a -- the answer")) == [{"a": 1}]
+    assert list(db.stream("SELECT '100%' AS p, '{x}'::text[] AS b", row=tuple)) == [("100%", ["x"])]
+    with pytest.raises(psycopg.errors.SyntaxError):
+        list(db.stream("UPDATE nothing SET x = 1"))
+    assert db.fetch_val("SELECT 1") == 1
