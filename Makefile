@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint generate bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("pgkeel needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -20,11 +20,16 @@ test: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/pgkeel db start
 
-## lint: formatting, lint and strict typing
+## lint: formatting, lint, strict typing, and no stale generated sync modules
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy src
+	$(BIN)/python tools/async_to_sync.py --check
+
+## generate: write the sync modules (database.py...) from their asyncio sources (*_async.py)
+generate: $(BIN)/.installed
+	$(BIN)/python tools/async_to_sync.py
 
 ## bench: every benchmark in bench/, side by side with the raw drivers
 bench: $(BIN)/.installed

@@ -14,7 +14,8 @@ from pgkeel.errors import (
     RowError,
     ServerNotFoundError,
 )
-from pgkeel.transaction import AsyncTransaction, Transaction
+from pgkeel.transaction import Transaction
+from pgkeel.transaction_async import AsyncTransaction
 
 __version__ = "0.1.0.dev0"
 

@@ -1,9 +1,9 @@
 """What :class:`~pgkeel.Database` and :class:`~pgkeel.AsyncDatabase` share, without I/O.
 
 Configuration and pool arguments, counters behind ``stats()``, the leak watcher, the pool sizing
-verdict, the retry backoff and the rules for what is retried, when a checked-out connection
-needs a round-trip check, and when it needs a reset before going back. The two faces only add
-the I/O (blocking or awaited) around these.
+verdict, the retry backoff and the rules for what is retried, the ``isolation=`` names, when a
+checked-out connection needs a round-trip check, and when it needs a reset before going back. The
+two faces only add the I/O (blocking or awaited) around these.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 import psycopg
+from psycopg import IsolationLevel
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool.base import AttemptWithBackoff
@@ -70,6 +71,28 @@ def commit_unknown_message(exc: BaseException) -> str:
     return (
         f"the connection was lost during COMMIT ({type(exc).__name__}): the transaction may or "
         "may not have committed; check the data (or use an idempotency key) before retrying"
+    )
+
+
+#: ``isolation=`` takes a psycopg ``IsolationLevel`` or its name: ``"serializable"``,
+#: ``"repeatable read"``, ``"read committed"``, ``"read uncommitted"`` (any case, ``_`` or space).
+Isolation = IsolationLevel | str | None
+
+
+def isolation_level(value: Isolation) -> IsolationLevel | None:
+    """Normalise an ``isolation=`` argument."""
+    if value is None or isinstance(value, IsolationLevel):
+        return value
+    try:
+        return IsolationLevel[value.strip().upper().replace(" ", "_").replace("-", "_")]
+    except KeyError:
+        names = ", ".join(repr(level.name.lower().replace("_", " ")) for level in IsolationLevel)
+        raise ValueError(f"unknown isolation level {value!r}; use one of {names}") from None
+
+
+def transaction_ended() -> psycopg.ProgrammingError:
+    return psycopg.ProgrammingError(
+        "this transaction has ended; run queries inside its `with` block"
     )
 
 

@@ -1,6 +1,8 @@
-"""``AsyncDatabase``: the asyncio face, method for method the twin of ``database.py`` (keep the
-two files parallel): a psycopg_pool ``AsyncConnectionPool`` with pgkeel's defaults, the query
-methods awaited, transactions with retry taking an async function, ``stats()`` and ``health()``.
+"""``AsyncDatabase``: a psycopg_pool ``AsyncConnectionPool`` with pgkeel's defaults, the query
+methods, transactions with retry, ``stats()`` and ``health()``.
+
+The sync face is generated from the asyncio one by ``tools/async_to_sync.py``; what they share
+without I/O is in ``_database_base.py``.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from pgkeel._database_base import (
 )
 from pgkeel.config import scrub
 from pgkeel.copy_async import AsyncBulkMethods
-from pgkeel.query import AsyncQueryMethods
-from pgkeel.transaction import AsyncTransaction, Isolation, begin_async
+from pgkeel.query_async import AsyncQueryMethods
+from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
 
 __all__ = ["AsyncDatabase"]
 
@@ -55,8 +57,8 @@ class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
 
 
 class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
-    """A pooled PostgreSQL database for asyncio, production defaults applied. Use as an async
-    context manager or await :meth:`open` / :meth:`close`. Options as for :class:`~pgkeel.Database`.
+    """A pooled PostgreSQL database, production defaults applied. Use as a context manager
+    (``async with`` on the asyncio face) or call :meth:`open` / :meth:`close`.
 
     ``url`` defaults to ``DATABASE_URL``, then to libpq's own ``PG*`` variables and service
     file; ``options`` are pgkeel's (``min_size``, ``max_size``, ``timeout``, ``size_check``,
@@ -221,7 +223,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         read_only: bool = False,
         retries: int = 5,
     ) -> T:
-        """Await ``fn(tx)`` in a transaction; on serialization failure or deadlock run it again
+        """Run ``fn(tx)`` in a transaction; on serialization failure or deadlock run it again
         (up to ``retries`` times, with capped, jittered exponential backoff). ``fn`` must not
         have effects outside the database, since it may run more than once."""
         attempt = 0
@@ -249,13 +251,11 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         t0 = _perf()
         error = None
         try:
-            async with asyncio.timeout(timeout):
-                conn = await self._acquire(timeout)
-                try:
-                    cur = await conn.cursor(row_factory=tuple_row).execute("SELECT 1")
-                    await cur.fetchone()
-                finally:
-                    await self._release(conn)
+            if True:  # ASYNC
+                async with asyncio.timeout(timeout):
+                    await self._round_trip(timeout)
+            else:
+                self._round_trip(timeout)
         except Exception as exc:
             error = f"{type(exc).__name__}: {scrub(str(exc), self.config.conninfo)}"
         stats = self.stats()
@@ -266,15 +266,26 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             "pool": {k: stats[k] for k in ("size", "available", "waiting", "max_size")},
         }
 
+    async def _round_trip(self, timeout: float) -> None:
+        conn = await self._acquire(timeout)
+        try:
+            cur = await conn.cursor(row_factory=tuple_row).execute("SELECT 1")
+            await cur.fetchone()
+        finally:
+            await self._release(conn)
+
 
 async def _configure(conn: psycopg.AsyncConnection[Any], *, naive_datetime: str) -> None:
     types.configure(conn, naive_datetime=naive_datetime)
 
 
 def _shutdown(pool: _Pool, leaks: Any) -> None:
-    # At interpreter exit (or garbage collection) there is no event loop to await close() on:
-    # end the idle connections' sessions with libpq's blocking call so the server sees a clean
-    # goodbye rather than a dropped socket.
     leaks.stop()
-    for conn in list(getattr(pool, "_pool", ())):
-        conn.pgconn.finish()
+    if True:  # ASYNC
+        # At interpreter exit (or garbage collection) there is no event loop to await close()
+        # on: end the idle connections' sessions with libpq's blocking call so the server sees
+        # a clean goodbye rather than a dropped socket.
+        for conn in list(getattr(pool, "_pool", ())):
+            conn.pgconn.finish()
+    else:
+        pool.close()

@@ -22,7 +22,7 @@ QUERY_BUILT_AT_RUNTIME = ErrorCode(
 )
 
 _METHODS = ("execute", "execute_many", "fetch_one", "fetch_all", "fetch_val")
-_CLASSES = ("pgkeel.query.QueryMethods", "pgkeel.query.AsyncQueryMethods")
+_CLASSES = ("pgkeel.query.QueryMethods", "pgkeel.query_async.AsyncQueryMethods")
 
 
 def _check_query(ctx: MethodContext) -> Type:

@@ -1,0 +1,108 @@
+"""Transactions: ``AsyncTransaction`` (the ``tx`` in ``with db.transaction() as tx``, or ``async
+with`` on the asyncio face), the BEGIN options, nesting as savepoints, and the one rule that
+makes retries safe: an error during COMMIT on a lost connection is reported as an unknown
+outcome, never retried.
+
+The retry loop itself lives on the Database faces (``run_transaction``); its backoff, the list of
+retryable SQLSTATEs and the ``isolation=`` names are in ``_database_base``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from pgkeel._database_base import (
+    Isolation,
+    commit_unknown_message,
+    isolation_level,
+    transaction_ended,
+)
+from pgkeel.copy_async import AsyncBulkMethods
+from pgkeel.errors import CommitOutcomeUnknownError
+from pgkeel.query_async import AsyncQueryMethods
+
+if TYPE_CHECKING:
+    from pgkeel._database_base import DatabaseBase
+
+__all__ = ["AsyncTransaction", "Isolation", "isolation_level"]
+
+
+@asynccontextmanager
+async def begin_async(
+    conn: psycopg.AsyncConnection[Any], isolation: Isolation, read_only: bool
+) -> AsyncIterator[None]:
+    """An outermost transaction on an idle autocommit connection, with BEGIN options."""
+    level = isolation_level(isolation)
+    await conn.set_isolation_level(level)
+    await conn.set_read_only(True if read_only else None)
+    body_done = False
+    try:
+        async with conn.transaction():
+            yield
+            body_done = True
+    except psycopg.Error as exc:
+        if body_done and conn.closed:
+            raise CommitOutcomeUnknownError(commit_unknown_message(exc)) from exc
+        raise
+    finally:
+        if not conn.closed and (level is not None or read_only):
+            await conn.set_isolation_level(None)
+            await conn.set_read_only(None)
+
+
+class AsyncTransaction(AsyncQueryMethods, AsyncBulkMethods):
+    """A transaction in progress: the query methods, nested ``transaction()`` (a savepoint),
+    and ``connection`` for anything else. Valid only inside its ``with`` block."""
+
+    __slots__ = ("_conn", "_db")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], db: DatabaseBase | None = None) -> None:
+        self._conn: psycopg.AsyncConnection[Any] | None = conn
+        self._db = db
+
+    def __repr__(self) -> str:
+        state = "ended" if self._conn is None else self._conn.info.transaction_status.name
+        return f"<{type(self).__name__} {state}>"
+
+    @property
+    def connection(self) -> psycopg.AsyncConnection[Any]:
+        """The psycopg connection the transaction runs on."""
+        if self._conn is None:
+            raise transaction_ended()
+        return self._conn
+
+    async def _acquire(self) -> psycopg.AsyncConnection[Any]:
+        return self.connection
+
+    async def _release(self, conn: psycopg.AsyncConnection[Any], dirty: bool = False) -> None:
+        if dirty and self._db is not None:
+            self._db._dirty.add(id(conn))
+
+    def _failed(self) -> None:
+        if self._db is not None:
+            self._db._counters.error()
+
+    def _end(self) -> None:
+        self._conn = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncTransaction]:
+        """A nested transaction (SAVEPOINT): rolled back alone if its block raises."""
+        conn = self.connection
+        inner = AsyncTransaction(conn, self._db)
+        try:
+            async with conn.transaction():
+                yield inner
+        finally:
+            inner._end()
+
+    @asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The tx's connection inside a savepoint (the contract with pgkeel's bulk helpers)."""
+        conn = self.connection
+        async with conn.transaction():
+            yield conn
