@@ -33,7 +33,7 @@ SOURCE = '''\
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
 from pgkeel.transaction_async import AsyncTransaction
@@ -50,6 +50,9 @@ class AsyncDatabase:
     async def make(self) -> AsyncTransaction:
         raise NotImplementedError
 
+    async def size(self, rows: Iterable[int] | AsyncIterable[int]) -> int:
+        return (await self.make()).size
+
     async def run(self, fn: Callable[[], Awaitable[int]]) -> int:
         if True:  # ASYNC
             async with asyncio.timeout(1):
@@ -63,7 +66,7 @@ class AsyncDatabase:
 
 def test_convert(tool: ModuleType, tmp_path: Path) -> None:
     """Keywords go, names and modules are renamed (in prose too), ASYNC blocks keep their else,
-    comments stay, unused imports go."""
+    comments stay, unused imports go, renames that make names equal leave one."""
     src = tool.ROOT / "src" / "pgkeel" / "thing_async.py"
     out = tool.convert(SOURCE, src, tool.ROOT / "src" / "pgkeel" / "thing.py")
     assert out.startswith("# Generated from src/pgkeel/thing_async.py")
@@ -78,4 +81,6 @@ def test_convert(tool: ModuleType, tmp_path: Path) -> None:
     assert "def run(self, fn: Callable[[], int]) -> int:" in out
     assert "        # sync only\n        time.sleep(0)\n        return fn()\n" in out
     assert "asyncio" not in out
+    assert "from collections.abc import Callable, Iterable, Iterator\n" in out
+    assert "def size(self, rows: Iterable[int]) -> int:\n        return self.make().size\n" in out
     assert "Awaitable" not in out

@@ -8,7 +8,8 @@ The async file is the one written by hand (``database_async.py``...); its sync t
 - names in ``RENAMES`` are replaced wherever they are code (names, attributes, imported names,
   modules in ``from ... import``) and, word by word, in strings and comments (so docstrings,
   ``__all__`` and ``repr`` follow); ``DOTTED`` replaces whole attribute chains
-  (``asyncio.sleep`` -> ``time.sleep``); ``Awaitable[X]`` becomes ``X``;
+  (``asyncio.sleep`` -> ``time.sleep``); ``Awaitable[X]`` becomes ``X``, ``(await x).y`` becomes
+  ``x.y``, and a union or an import that a rename made repeat a member keeps one;
 - where the faces really differ, the async source says so explicitly::
 
       if True:  # ASYNC
@@ -16,7 +17,10 @@ The async file is the one written by hand (``database_async.py``...); its sync t
       else:
           <sync-only code>
 
-  and the sync file keeps only the ``else`` body (nothing, if there is no ``else``).
+  and the sync file keeps only the ``else`` body (nothing, if there is no ``else``), at any level
+  (module, class, function). The ``else`` body must still be valid in the async file: where the
+  sync code needs ``yield from`` (not allowed in an ``async def``), put the whole ``def`` in the
+  block.
 
 Editing the text rather than unparsing an AST keeps comments, blank lines and ``# type: ignore``
 markers exactly as written. The result is passed through ``ruff check --fix`` (unused imports,
@@ -44,6 +48,7 @@ PKG = ROOT / "src" / "pgkeel"
 
 #: async source -> generated sync module, relative to the package directory.
 FILES = {
+    "copy_async.py": "copy.py",
     "database_async.py": "database.py",
     "query_async.py": "query.py",
     "transaction_async.py": "transaction.py",
@@ -51,6 +56,7 @@ FILES = {
 
 #: One name for another, in code and (as whole words) in strings and comments.
 RENAMES = {
+    "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncBulkMethods": "BulkMethods",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
@@ -68,6 +74,7 @@ RENAMES = {
     "__aexit__": "__exit__",
     "__aiter__": "__iter__",
     "__anext__": "__next__",
+    "aclose": "close",
     "aiter": "iter",
     "anext": "next",
     "asynccontextmanager": "contextmanager",
@@ -185,6 +192,33 @@ def _unwrap_awaitable(source: str) -> str:
         source = source[: text.start(node)] + inner + source[text.end(node) :]
 
 
+def _union_members(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _union_members(node.left) + _union_members(node.right)
+    return [node]
+
+
+def _dedupe_unions(source: str) -> str:
+    """``Iterable[Any] | Iterable[Any]`` (once ``AsyncIterable`` is renamed): one member."""
+    while True:
+        text = _Text(source)
+        for node in ast.walk(ast.parse(source)):
+            if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr)):
+                continue
+            members = _union_members(node)
+            if not all(isinstance(m, ast.Name | ast.Attribute | ast.Subscript) for m in members):
+                continue
+            unique = {ast.dump(m): m for m in reversed(members)}
+            if len(unique) == len(members):
+                continue
+            kept = [m for m in members if unique.get(ast.dump(m)) is m]
+            joined = " | ".join(source[text.start(m) : text.end(m)] for m in kept)
+            source = source[: text.start(node)] + joined + source[text.end(node) :]
+            break
+        else:
+            return source
+
+
 def _dotted(node: ast.AST) -> str | None:
     if isinstance(node, ast.Name):
         return node.id
@@ -205,16 +239,48 @@ def _code_edits(source: str, path: str) -> list[Edit]:
             raise SystemExit(f"{path}:{node.lineno}: expected `{word}`")
         edits.append((start, match.end(), ""))
 
-    def module_name(node: ast.ImportFrom) -> None:
-        match = re.compile(r"from\s+([\w.]+)").match(source, text.start(node))
-        assert match is not None
-        parts = match.group(1).split(".")
-        renamed = ".".join(RENAMES.get(p, p) for p in parts)
-        if renamed != match.group(1):
-            edits.append((match.start(1), match.end(1), renamed))
+    def import_from(node: ast.ImportFrom) -> None:
+        # Rewritten whole when anything in it is renamed: a rename may make two names one
+        # (``AsyncIterator, Iterator``); ruff formats the result again.
+        module = ".".join(RENAMES.get(p, p) for p in (node.module or "").split("."))
+        names = [
+            RENAMES.get(a.name, a.name) + (f" as {a.asname}" if a.asname else "")
+            for a in node.names
+        ]
+        names = list(dict.fromkeys(names))
+        if (
+            module != (node.module or "")
+            or len(names) != len(node.names)
+            or any(a.name in RENAMES for a in node.names)
+        ):
+            edits.append(
+                (
+                    text.start(node),
+                    text.end(node),
+                    f"from {'.' * node.level}{module} import {', '.join(names)}",
+                )
+            )
+        skip.update(id(a) for a in node.names)
 
-    skip: set[int] = set()  # Name nodes inside a DOTTED chain already replaced
-    for node in ast.walk(ast.parse(source)):
+    def unparenthesize(node: ast.Await) -> None:
+        # ``(await cur.execute(q)).rowcount``: once ``await`` is gone the parentheses are noise.
+        before = source.rindex("(", 0, text.start(node))
+        after = source.index(")", text.end(node))
+        if source[before + 1 : text.start(node)].strip() or source[text.end(node) : after].strip():
+            raise SystemExit(f"{path}:{node.lineno}: cannot find the parentheses around `await`")
+        edits.extend(((before, before + 1, ""), (after, after + 1, "")))
+
+    tree = ast.parse(source)
+    for parent in ast.walk(tree):
+        if isinstance(parent, ast.Attribute | ast.Subscript) and isinstance(
+            parent.value, ast.Await
+        ):
+            unparenthesize(parent.value)
+        elif isinstance(parent, ast.Call) and isinstance(parent.func, ast.Await):
+            unparenthesize(parent.func)
+
+    skip: set[int] = set()  # nodes already replaced with an enclosing one
+    for node in ast.walk(tree):
         if id(node) in skip:
             continue
         if isinstance(node, ast.Await):
@@ -231,8 +297,8 @@ def _code_edits(source: str, path: str) -> list[Edit]:
             edits.append((end - len(node.attr), end, RENAMES[node.attr]))
         elif isinstance(node, ast.Name) and node.id in RENAMES:
             edits.append((text.start(node), text.end(node), RENAMES[node.id]))
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            module_name(node)
+        elif isinstance(node, ast.ImportFrom):
+            import_from(node)
         elif isinstance(node, ast.alias) and node.name in RENAMES:
             start = text.start(node)
             edits.append((start, start + len(node.name), RENAMES[node.name]))
@@ -283,6 +349,7 @@ def convert(source: str, src: Path, target: Path) -> str:
     source = _resolve_async_blocks(source, path)
     source = _unwrap_awaitable(source)
     source = _apply(source, _code_edits(source, path) + _prose_edits(source))
+    source = _dedupe_unions(source)
     header = (
         f"# Generated from {path} by tools/async_to_sync.py: do not edit this file.\n"
         "# Edit the async source, then run `python tools/async_to_sync.py` (or `make generate`).\n"
@@ -290,7 +357,8 @@ def convert(source: str, src: Path, target: Path) -> str:
     source = header + source
     # unused imports (asyncio...) go; renamed imports and __all__ get sorted again
     source = _ruff(source, target, "check", "--fix", "--exit-zero", "--select", "F401,I001,RUF022")
-    return _ruff(source, target, "format")
+    # A trailing comma the async line needed may be one the shorter sync line does not.
+    return _ruff(source, target, "format", "--config", "format.skip-magic-trailing-comma = true")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,11 @@
-"""Bulk and streaming operations, async face: the twin of :mod:`pgkeel.copy`, awaited.
+"""Bulk and streaming operations: COPY in and out, upsert, streaming, pipelining.
 
-Same functions and methods, same names, taking a :class:`psycopg.AsyncConnection`;
-:class:`AsyncBulkMethods` gives them to :class:`pgkeel.AsyncDatabase` and its transactions. Local
-files are read and written in the event loop's thread, in 1 MiB chunks.
+The functions here take a plain :class:`psycopg.AsyncConnection` and run on it as it is (the
+caller owns the transaction); :class:`AsyncBulkMethods` gives them to
+:class:`pgkeel.AsyncDatabase` and its transactions as methods, each call one transaction (or a
+savepoint inside the caller's). The sync face is generated from the asyncio one by
+``tools/async_to_sync.py``; the logic without I/O they share is in :mod:`pgkeel._bulk_base`. On
+the asyncio face local files are read and written in the event loop's thread, in 1 MiB chunks.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+# Catalog answers per connection: a pooled connection keeps its session (and search_path) for its
+# life, so what a table name means cannot change under it except by DDL, which forget_tables()
+# and any failed COPY clear.
 _catalog: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], dict[Any, TableInfo]] = (
     weakref.WeakKeyDictionary()
 )
@@ -67,38 +73,49 @@ async def table_info(conn: psycopg.AsyncConnection[Any], table: Table) -> TableI
     return info
 
 
-async def _first(rows: Iterable[Any] | AsyncIterable[Any]) -> tuple[Any, AsyncIterator[Any]]:
-    """The first row (None if none) and an async iterator over all the rows."""
-    if isinstance(rows, AsyncIterable):
-        it = aiter(rows)
-        first = await anext(it, None)
+if True:  # ASYNC
 
-        async def chained() -> AsyncIterator[Any]:
+    async def _first(rows: Iterable[Any] | AsyncIterable[Any]) -> tuple[Any, AsyncIterator[Any]]:
+        """The first row (None if none) and an async iterator over all the rows."""
+        if isinstance(rows, AsyncIterable):
+            it = aiter(rows)
+            first = await anext(it, None)
+
+            async def chained() -> AsyncIterator[Any]:
+                yield first
+                async for r in it:
+                    yield r
+
+            return first, chained()
+        sync_it = iter(rows)
+        first = next(sync_it, None)
+
+        async def from_sync() -> AsyncIterator[Any]:
             yield first
-            async for r in it:
+            for r in sync_it:
                 yield r
 
-        return first, chained()
-    sync_it = iter(rows)
-    first = next(sync_it, None)
+        return first, from_sync()
 
-    async def from_sync() -> AsyncIterator[Any]:
-        yield first
-        for r in sync_it:
-            yield r
-
-    return first, from_sync()
-
-
-async def _batches(rows: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
-    batch: list[Any] = []
-    async for r in rows:
-        batch.append(r)
-        if len(batch) >= base.BATCH_ROWS:
+    async def _batches(rows: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
+        batch: list[Any] = []
+        async for r in rows:
+            batch.append(r)
+            if len(batch) >= base.BATCH_ROWS:
+                yield batch
+                batch = []
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
+
+else:
+
+    def _first(rows: Iterable[Any]) -> tuple[Any, Iterator[Any]]:
+        """The first row (None if none) and an iterator over all the rows."""
+        rows_it = iter(rows)
+        first = next(rows_it, None)
+        return first, itertools.chain((first,), rows_it)
+
+    _batches = base.iter_batches
 
 
 async def _copy_rows(
@@ -110,8 +127,8 @@ async def _copy_rows(
 ) -> int:
     done = 0
     getter: Callable[[Any], Sequence[Any]] | None = base.row_getter(first, cols)
-    # AsyncCopy.write_row() is a coroutine per row; formatting rows without I/O and awaiting
-    # only when the formatter's buffer is full avoids that.
+    # write_row() costs a Python frame per row (a coroutine on the asyncio face): format rows
+    # without I/O and write only when the formatter's buffer is full.
     format_row = copy.formatter.write_row
     write = copy.write
     async for batch in _batches(rows):
@@ -138,7 +155,8 @@ async def copy_in(
     columns: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Binary COPY of ``rows`` (tuples or dicts, sync or async iterable) into ``table``."""
+    """Binary COPY of ``rows`` (tuples or dicts; on the asyncio face an async iterable too) into
+    ``table``; return the number of rows."""
     info = await table_info(conn, table)
     first, rows_it = await _first(rows)
     if first is None:
@@ -157,8 +175,15 @@ async def copy_in(
                     copy.set_types(oids)
                 return await _copy_rows(copy, rows_it, first, cols, progress)
     except psycopg.DatabaseError:
+        # The table may have changed since its types were cached.
         _catalog.get(conn, {}).pop(table, None)
         raise
+
+
+def _open_read(file: str | Path | IO[Any], stack: contextlib.ExitStack) -> IO[Any]:
+    if isinstance(file, str | Path):
+        return stack.enter_context(open(file, "rb"))
+    return file
 
 
 async def copy_in_csv(
@@ -171,10 +196,14 @@ async def copy_in_csv(
     delimiter: str = ",",
     progress: Progress | None = None,
 ) -> int:
-    """COPY a CSV file (path, binary or text file object) into ``table``; return rows loaded."""
+    """COPY a CSV file (path, binary or text file object) into ``table``; return rows loaded.
+
+    With ``header=True`` and no ``columns``, the header line names the columns, in any order.
+    ``progress`` gets an estimate (lines read) as data goes and the exact count at the end.
+    """
     info = await table_info(conn, table)
     with contextlib.ExitStack() as stack:
-        f: IO[Any] = stack.enter_context(open(file, "rb")) if isinstance(file, str | Path) else file
+        f = _open_read(file, stack)
         server_header = header
         if columns is None and header:
             line = f.readline()
@@ -207,7 +236,10 @@ async def copy_out(
     header: bool = True,
     progress: Progress | None = None,
 ) -> int:
-    """COPY a query's result or a table to a file (path or file object), streaming; return rows."""
+    """COPY a query's result or a table to a file (path or file object), streaming; return rows.
+
+    A text file object gets text (the csv and text formats only); anything else gets bytes.
+    """
     stmt = base.copy_out_statement(query_or_table, format=format, header=header)
     with contextlib.ExitStack() as stack:
         f: IO[Any] = stack.enter_context(open(file, "wb")) if isinstance(file, str | Path) else file
@@ -240,7 +272,10 @@ async def upsert(
     columns: Sequence[str] | None = None,
     on_duplicate: OnDuplicate = "error",
 ) -> int:
-    """Insert or update ``rows`` by ``key`` via a staging table; return rows inserted + updated."""
+    """Insert or update ``rows`` by ``key`` via a staging table; return rows inserted + updated.
+
+    Must run inside a transaction (the staging table is dropped at commit).
+    """
     if on_duplicate not in ("error", "last"):
         raise ValueError(f"on_duplicate must be 'error' or 'last', got {on_duplicate!r}")
     info = await table_info(conn, table)
@@ -251,6 +286,7 @@ async def upsert(
     keys, updates = base.upsert_plan(info, cols, key, update)
     stage = base.stage_name(next(_names))
     await conn.execute(base.create_stage_statement(info, cols, stage))
+    # The staging table has the target's column types, so the catalog answer serves both.
     stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
     async with conn.cursor() as cur:
         oids = base.column_oids(info, cols, cur.adapters)
@@ -265,33 +301,59 @@ async def upsert(
     if on_duplicate == "last":
         return max((await conn.execute(merge)).rowcount, 0)
     if not updates:
+        # DO NOTHING lets a repeated key through silently, so look for one first.
         cur = conn.cursor(row_factory=tuple_row)
         await cur.execute(base.duplicate_query(keys, stage))
         record = await cur.fetchone()
         if record is not None:
             raise base.duplicate_error(info, keys, record)
         return max((await conn.execute(merge)).rowcount, 0)
+    # The server spots a key repeated in one INSERT for free (cardinality violation); a
+    # savepoint lets us look for the culprit afterwards, to name it.
     try:
         async with conn.transaction():
             return max((await conn.execute(merge)).rowcount, 0)
     except psycopg.errors.CardinalityViolation as exc:
         cur = conn.cursor(row_factory=tuple_row)
         await cur.execute(base.duplicate_query(keys, stage))
-        raise base.duplicate_error(info, keys, await cur.fetchone()) from exc
+        record = await cur.fetchone()
+        raise base.duplicate_error(info, keys, record) from exc
 
 
-async def stream(
-    conn: psycopg.AsyncConnection[Any],
-    query: Query,
-    params: Any = None,
-    *,
-    row: RowSpec = dict,
-    batch_size: int = 10_000,
-) -> AsyncIterator[Any]:
-    """Rows of ``query`` through a server-side cursor, ``batch_size`` at a time."""
-    async for batch in stream_batches(conn, query, params, row=row, batch_size=batch_size):
-        for r in batch:
-            yield r
+if True:  # ASYNC
+
+    async def stream(
+        conn: psycopg.AsyncConnection[Any],
+        query: Query,
+        params: Any = None,
+        *,
+        row: RowSpec = dict,
+        batch_size: int = 10_000,
+    ) -> AsyncIterator[Any]:
+        """Rows of ``query`` through a server-side cursor, ``batch_size`` at a time.
+
+        Must run inside a transaction; closing the generator closes the cursor.
+        """
+        async for batch in stream_batches(conn, query, params, row=row, batch_size=batch_size):
+            for r in batch:
+                yield r
+
+else:  # `yield from` is not allowed in an async def
+
+    def stream(
+        conn: psycopg.Connection[Any],
+        query: Query,
+        params: Any = None,
+        *,
+        row: RowSpec = dict,
+        batch_size: int = 10_000,
+    ) -> Iterator[Any]:
+        """Rows of ``query`` through a server-side cursor, ``batch_size`` at a time.
+
+        Must run inside a transaction; closing the generator closes the cursor.
+        """
+        for batch in stream_batches(conn, query, params, row=row, batch_size=batch_size):
+            yield from batch
 
 
 async def stream_batches(
@@ -304,13 +366,20 @@ async def stream_batches(
     idle_timeout: float | None = None,
     via_copy: bool = False,
 ) -> AsyncIterator[list[Any]]:
-    """:func:`stream`'s rows as lists of at most ``batch_size`` (see the sync twin)."""
+    """:func:`stream`'s rows as lists of at most ``batch_size``.
+
+    With ``via_copy`` (the caller lifted ``statement_timeout``: the whole stream is then one
+    statement) a query without parameters is read with ``COPY (query) TO STDOUT``, its column
+    names and types taken from the cursor declared for it. ``idle_timeout`` is what the session
+    allows between two fetches, for the error when a paused caller outlived it.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     copy_stmt = base.stream_copy_statement(query, params, row, conn) if via_copy else None
     name = f"pgkeel_stream_{next(_names)}"
     async with conn.cursor(name, row_factory=row_factory(row), scrollable=False) as cur:
         cur.itersize = batch_size
+        # DECLARE checks the query as it always did (one SELECT or VALUES) and describes it.
         await cur.execute(query, params)
         description = cur.description or []
         while copy_stmt is None:
@@ -322,40 +391,68 @@ async def stream_batches(
                 return
             yield batch
     async with conn.cursor() as ccur, ccur.copy(copy_stmt) as copy:
+        # The result's own types: the same loaders a cursor would use, unknown types as str.
         copy.set_types([c.type_code for c in description])
-        names = [c.name for c in description] if row is dict else None
         size = min(batch_size, base.COPY_STREAM_ROWS)
-        records: list[Any] = []
-        async for record in copy.rows():
-            records.append(record)
-            if len(records) >= size:
+        if True:  # ASYNC
+            names = [c.name for c in description] if row is dict else None
+            records: list[Any] = []
+            async for record in copy.rows():
+                records.append(record)
+                if len(records) >= size:
+                    yield (
+                        records
+                        if names is None
+                        else list(map(dict, map(zip, repeat(names), records)))
+                    )
+                    records = []
+            if records:
                 yield (
                     records if names is None else list(map(dict, map(zip, repeat(names), records)))
                 )
-                records = []
-        if records:
-            yield records if names is None else list(map(dict, map(zip, repeat(names), records)))
+        else:
+            rows: Iterator[Any] = copy.rows()
+            if row is dict:
+                names = [c.name for c in description]
+                rows = map(dict, map(zip, itertools.repeat(names), rows))
+            while batch := list(itertools.islice(rows, size)):
+                yield batch
 
 
 class AsyncRowStream(AsyncIterator[T]):
-    """An async iterator of rows that is also an async context manager closing the cursor."""
+    """An iterator of rows that is also a context manager: leaving it closes the cursor."""
 
     def __init__(self, batches: AsyncIterator[list[T]]) -> None:
         self._batches = batches
-        self._batch: Iterator[T] = iter(())
+        if True:  # ASYNC
+            self._batch: Iterator[T] = iter(())
+        else:
+            # A for loop gets the chain itself, so moving from one row to the next runs in C
+            # (no Python frame per row); next() on the stream shares the same position.
+            self._rows = itertools.chain.from_iterable(batches)
 
-    def __aiter__(self) -> AsyncRowStream[T]:
-        return self
+    if True:  # ASYNC
 
-    async def __anext__(self) -> T:
-        # Rows come from the current list without awaiting anything; only the end of a list
-        # goes back to the cursor (an async generator per row cost ~1 us each).
-        for r in self._batch:
-            return r
-        while True:
-            self._batch = iter(await anext(self._batches))
+        def __aiter__(self) -> AsyncRowStream[T]:
+            return self
+
+        async def __anext__(self) -> T:
+            # Rows come from the current list without awaiting anything; only the end of a list
+            # goes back to the cursor (an async generator per row cost ~1 us each).
             for r in self._batch:
                 return r
+            while True:
+                self._batch = iter(await anext(self._batches))
+                for r in self._batch:
+                    return r
+
+    else:
+
+        def __iter__(self) -> Iterator[T]:
+            return self._rows
+
+        def __next__(self) -> T:
+            return next(self._rows)
 
     async def close(self) -> None:
         """Close the cursor and end the stream's transaction, even half way through."""
@@ -373,7 +470,11 @@ class AsyncRowStream(AsyncIterator[T]):
 
 
 class AsyncPipeline:
-    """Statements sent without waiting for each result (psycopg pipeline mode), awaited."""
+    """Statements sent without waiting for each result (psycopg pipeline mode).
+
+    ``execute`` and ``execute_many`` queue; a ``fetch_*`` call waits for everything queued so far.
+    Errors surface at the latest when the ``pipeline()`` block ends, which then rolls back.
+    """
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
@@ -419,7 +520,9 @@ class AsyncPipeline:
 class AsyncBulkMethods:
     """The bulk and streaming methods of :class:`pgkeel.AsyncDatabase` and its transactions.
 
-    Each call runs in ``self._atomic()``, as in :class:`pgkeel.copy.BulkMethods`.
+    Each call runs in ``self._atomic()``: its own transaction on a pooled connection, or a
+    savepoint inside the transaction it is called on, so an error anywhere (a bad value, an
+    exception from the row iterator) leaves nothing behind.
     """
 
     __slots__ = ()
@@ -463,7 +566,10 @@ class AsyncBulkMethods:
         columns: Sequence[str] | None = None,
         progress: Progress | None = None,
     ) -> int:
-        """Binary COPY of ``rows`` (tuples, or dicts mapped by column name) into ``table``."""
+        """Binary COPY of ``rows`` (tuples, or dicts mapped by column name) into ``table``.
+
+        Column types come from the catalog; returns the number of rows written.
+        """
         async with self._bulk_atomic() as conn:
             return await copy_in(conn, table, rows, columns=columns, progress=progress)
 
@@ -521,7 +627,12 @@ class AsyncBulkMethods:
         columns: Sequence[str] | None = None,
         on_duplicate: OnDuplicate = "error",
     ) -> int:
-        """Insert ``rows``, updating those whose ``key`` exists; return rows inserted + updated."""
+        """Insert ``rows``, updating those whose ``key`` exists; return rows inserted + updated.
+
+        ``update`` names the columns to overwrite (default: every copied non-key column; an empty
+        list means do nothing on conflict). A key repeated within ``rows`` raises
+        :class:`pgkeel.DuplicateKeyError`, or keeps the last row with ``on_duplicate="last"``.
+        """
         async with self._bulk_atomic() as conn:
             return await upsert(
                 conn,
@@ -541,9 +652,13 @@ class AsyncBulkMethods:
         row: RowSpec = dict,
         batch_size: int = 10_000,
     ) -> AsyncRowStream[Any]:
-        """Iterate (``async for``) over a query's rows with memory bounded by ``batch_size``.
+        """Iterate over a query's rows with memory bounded by ``batch_size``, whatever the size.
 
-        As :meth:`pgkeel.Database.stream`: COPY for a query without ``params``, else a cursor.
+        A query without ``params`` (and ``row=dict`` or ``tuple``) is read with ``COPY (query)
+        TO STDOUT``, one statement limited by ``bulk_timeout``; otherwise a server-side cursor
+        fetches ``batch_size`` rows at a time, and ``stream_idle_timeout`` is how long the caller
+        may spend between two fetches. Use it as a context manager (or ``close()`` it) to stop
+        early and free the connection.
         """
 
         if batch_size < 1:
@@ -551,18 +666,34 @@ class AsyncBulkMethods:
         config, _ = base.owner_config(self)
         idle = None if config is None else config.stream_idle_timeout
 
-        async def batches() -> AsyncIterator[list[Any]]:
-            async with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
-                async for batch in stream_batches(
-                    conn,
-                    query,
-                    params,
-                    row=row,
-                    batch_size=batch_size,
-                    idle_timeout=idle,
-                    via_copy=config is not None,
-                ):
-                    yield batch
+        if True:  # ASYNC
+
+            async def batches() -> AsyncIterator[list[Any]]:
+                async with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                    async for batch in stream_batches(
+                        conn,
+                        query,
+                        params,
+                        row=row,
+                        batch_size=batch_size,
+                        idle_timeout=idle,
+                        via_copy=config is not None,
+                    ):
+                        yield batch
+
+        else:  # `yield from`: closing the stream closes stream_batches() (its cursor) first
+
+            def batches() -> Iterator[list[Any]]:
+                with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                    yield from stream_batches(
+                        conn,
+                        query,
+                        params,
+                        row=row,
+                        batch_size=batch_size,
+                        idle_timeout=idle,
+                        via_copy=config is not None,
+                    )
 
         return AsyncRowStream(batches())
 
