@@ -353,13 +353,17 @@ def _read_pidfile(data_dir: Path) -> tuple[int, int, str] | None:
         pid, port, sockdir = int(lines[0]), int(lines[3]), lines[4]
     except (OSError, IndexError, ValueError):
         return None
+    return (pid, port, sockdir) if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
         pass  # alive, owned by the server's user
-    return pid, port, sockdir
+    return True
 
 
 class EmbeddedServer:
@@ -705,13 +709,8 @@ def _install_signal_handler() -> None:
 def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
     """True once process ``pid`` has exited."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass  # alive, owned by the server's user
+    while _alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+    return True
