@@ -33,7 +33,7 @@ generate: $(BIN)/.installed
 
 ## bench: every benchmark in bench/, side by side with the raw drivers
 bench: $(BIN)/.installed
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in bench/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	-$(BIN)/pgkeel db stop 2>/dev/null
