@@ -105,14 +105,5 @@ class QueryMethods:
 
     def fetch_val(self, query: Query, params: Params = None) -> Any:
         """Return the first column of the first row, or ``None`` if there is no row."""
-        conn = self._acquire()
-        try:
-            cur = conn.cursor(row_factory=psycopg.rows.tuple_row)
-            cur.execute(query, params)
-            first = cur.fetchone()
-        except BaseException:
-            self._failed()
-            raise
-        finally:
-            self._release(conn)
+        first = self.fetch_one(query, params, row=tuple)
         return None if first is None else first[0]

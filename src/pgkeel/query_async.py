@@ -105,14 +105,5 @@ class AsyncQueryMethods:
 
     async def fetch_val(self, query: Query, params: Params = None) -> Any:
         """Return the first column of the first row, or ``None`` if there is no row."""
-        conn = await self._acquire()
-        try:
-            cur = conn.cursor(row_factory=psycopg.rows.tuple_row)
-            await cur.execute(query, params)
-            first = await cur.fetchone()
-        except BaseException:
-            self._failed()
-            raise
-        finally:
-            await self._release(conn)
+        first = await self.fetch_one(query, params, row=tuple)
         return None if first is None else first[0]
