@@ -14,6 +14,14 @@ from pgkeel import embedded
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(scope="session")
+def require_tls() -> None:
+    """Skip when the server binaries in use were built without TLS (the pgserver wheel)."""
+    bindir = embedded.find_bindir()
+    if not embedded.supports_ssl(bindir):
+        pytest.skip(f"{bindir} has no TLS support")
+
+
 @pytest.fixture
 def cluster_dir() -> Iterator[Path]:
     """A directory for persistent clusters that the server's user can enter even under root.

@@ -70,9 +70,7 @@ def test_db_url_without_a_server_says_how_to_start_one(cluster_dir: Path) -> Non
     assert "pgkeel db start" in result.stderr
 
 
-@pytest.mark.skipif(
-    not embedded.supports_ssl(embedded.find_bindir()), reason="server built without TLS"
-)
+@pytest.mark.usefixtures("require_tls")
 def test_db_start_with_data_dir_and_ssl(cluster_dir: Path) -> None:
     """--data-dir and --ssl give a verify-full URL that works."""
     data_dir = cluster_dir / "tls"

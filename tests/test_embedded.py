@@ -20,9 +20,7 @@ from pgkeel._certs import make_ca_and_server_cert
 from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
 
 REAL_BINDIR = embedded.find_bindir()
-needs_tls = pytest.mark.skipif(
-    not embedded.supports_ssl(REAL_BINDIR), reason=f"{REAL_BINDIR} has no TLS support"
-)
+needs_tls = pytest.mark.usefixtures("require_tls")
 
 
 def _select_one(url: str) -> object:

@@ -119,18 +119,25 @@ def test_checkout_poll_skipped_only_for_just_returned(monkeypatch: pytest.Monkey
 
 
 @pytest.fixture(scope="module")
-def small_tls_server() -> Iterator[embedded.EmbeddedServer]:
-    """An embedded server of our own: TLS with a throwaway CA, and only 12 connections."""
-    with embedded.start(ssl=True, settings={"max_connections": 12}) as server:
+def small_server() -> Iterator[embedded.EmbeddedServer]:
+    """An embedded server of our own with only 12 connections."""
+    with embedded.start(settings={"max_connections": 12}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tls_server(require_tls: None) -> Iterator[embedded.EmbeddedServer]:
+    """An embedded server of our own serving TLS with a throwaway CA."""
+    with embedded.start(ssl=True) as server:
         yield server
 
 
 def test_sizing_check(
-    small_tls_server: embedded.EmbeddedServer, caplog: pytest.LogCaptureFixture
+    small_server: embedded.EmbeddedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """max_size beyond the server's free slots warns (default) or raises PoolSizeError with the
     numbers and the fix; a pool that fits says nothing."""
-    url = small_tls_server.url
+    url = small_server.url
     caplog.set_level(logging.WARNING, logger="pgkeel")
     with pgkeel.Database(url, min_size=1, max_size=20) as db:
         assert db.fetch_val("SELECT 1") == 1
@@ -147,10 +154,10 @@ def test_sizing_check(
     assert not [r for r in caplog.records if "does not fit" in r.getMessage()]
 
 
-def test_verify_full_tls(small_tls_server: embedded.EmbeddedServer) -> None:
+def test_verify_full_tls(tls_server: embedded.EmbeddedServer) -> None:
     """sslmode=verify-full with the server's CA connects over TLS (ssl='required' accepts it);
     a wrong CA file is refused."""
-    url = small_tls_server.url
+    url = tls_server.url
     assert "sslmode=verify-full" in url
     with pgkeel.Database(url, min_size=1, max_size=2, ssl="required") as db:
         assert db.fetch_val("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
