@@ -131,19 +131,33 @@ def copy_in(
         return 0
     cols = base.select_columns(info, columns, first)
     try:
-        with conn.cursor() as cur:
-            oids = base.column_oids(info, cols, cur.adapters)
-            if oids is not None:
-                base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
-            stmt = base.copy_in_statement(info, cols, oids is not None)
-            with cur.copy(stmt) as copy:
-                if oids is not None:
-                    copy.set_types(oids)
-                return _copy_rows(copy, rows_it, first, cols, progress)
+        return _copy_into(conn, info, info, cols, rows_it, first, progress)
     except psycopg.DatabaseError:
         # The table may have changed since its types were cached.
         _catalog.get(conn, {}).pop(table, None)
         raise
+
+
+def _copy_into(
+    conn: psycopg.Connection[Any],
+    target: TableInfo,
+    types_of: TableInfo,
+    cols: Sequence[str],
+    rows: Iterator[Any],
+    first: object,
+    progress: Progress | None,
+) -> int:
+    """Binary COPY (text if a type has no binary dumper) of ``rows`` into ``target``'s ``cols``,
+    typed by ``types_of`` (the target itself, or the table a staging table copies)."""
+    with conn.cursor() as cur:
+        oids = base.column_oids(types_of, cols, cur.adapters)
+        if oids is not None:
+            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
+        stmt = base.copy_in_statement(target, cols, oids is not None)
+        with cur.copy(stmt) as copy:
+            if oids is not None:
+                copy.set_types(oids)
+            return _copy_rows(copy, rows, first, cols, progress)
 
 
 def _open_read(file: str | Path | IO[Any], stack: contextlib.ExitStack) -> IO[Any]:
@@ -254,23 +268,13 @@ def upsert(
     conn.execute(base.create_stage_statement(info, cols, stage))
     # The staging table has the target's column types, so the catalog answer serves both.
     stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
-    with conn.cursor() as cur:
-        oids = base.column_oids(info, cols, cur.adapters)
-        if oids is not None:
-            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
-        stmt = base.copy_in_statement(stage_info, cols, oids is not None)
-        with cur.copy(stmt) as copy:
-            if oids is not None:
-                copy.set_types(oids)
-            _copy_rows(copy, rows_it, first, cols, None)
+    _copy_into(conn, stage_info, info, cols, rows_it, first, None)
     merge = base.merge_statement(info, cols, keys, updates, stage, on_duplicate)
     if on_duplicate == "last":
         return max(conn.execute(merge).rowcount, 0)
     if not updates:
         # DO NOTHING lets a repeated key through silently, so look for one first.
-        cur = conn.cursor(row_factory=tuple_row)
-        cur.execute(base.duplicate_query(keys, stage))
-        record = cur.fetchone()
+        record = _repeated_key(conn, keys, stage)
         if record is not None:
             raise base.duplicate_error(info, keys, record)
         return max(conn.execute(merge).rowcount, 0)
@@ -280,10 +284,17 @@ def upsert(
         with conn.transaction():
             return max(conn.execute(merge).rowcount, 0)
     except psycopg.errors.CardinalityViolation as exc:
-        cur = conn.cursor(row_factory=tuple_row)
-        cur.execute(base.duplicate_query(keys, stage))
-        record = cur.fetchone()
+        record = _repeated_key(conn, keys, stage)
         raise base.duplicate_error(info, keys, record) from exc
+
+
+def _repeated_key(
+    conn: psycopg.Connection[Any], keys: Sequence[str], stage: sql.Identifier
+) -> tuple[Any, ...] | None:
+    """A key value that appears more than once in the staging table, or None."""
+    cur = conn.cursor(row_factory=tuple_row)
+    cur.execute(base.duplicate_query(keys, stage))
+    return cur.fetchone()
 
 
 def stream(
@@ -410,10 +421,7 @@ class Pipeline:
             return cur.fetchone()
 
     def fetch_val(self, query: Query, params: Any = None) -> Any:
-        self.statements += 1
-        with self._conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute(query, params)
-            record = cur.fetchone()
+        record = self.fetch_one(query, params, row=tuple)
         return None if record is None else record[0]
 
     def sync(self) -> None:
