@@ -10,6 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 import pgkeel
 from pgkeel.config import redact, resolve
+from pgkeel.errors import ConfigError
 
 URL = "postgresql://app:s3cr3t-pw@db.internal:5432/shop"
 
@@ -138,3 +139,13 @@ def test_ssl_required_raises_for_plaintext() -> None:
     with pytest.raises(pgkeel.ConfigError, match="verify-full"):
         resolve("postgresql://u:pw@a.example,b.example/db?sslmode=prefer", {"ssl": "required"}, {})
     resolve(URL + "?sslmode=verify-full", {"ssl": "required"}, {})
+
+
+def test_setting_seconds_never_round_to_no_limit() -> None:
+    """A tiny positive timeout stays a limit (1ms, not 0 = none); 0 is no limit; negative fails."""
+    p = params(resolve("postgresql://u@localhost/db", {"statement_timeout": 0.0004}, {}))
+    assert "-c statement_timeout=1ms" in p["options"]
+    p = params(resolve("postgresql://u@localhost/db", {"statement_timeout": 0}, {}))
+    assert "-c statement_timeout=0" in p["options"]
+    with pytest.raises(ConfigError, match="negative"):
+        resolve("postgresql://u@localhost/db", {"lock_timeout": -1}, {})

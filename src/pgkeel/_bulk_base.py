@@ -24,7 +24,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq, sql
 from psycopg.adapt import AdaptersMap
 
-from pgkeel.config import Config
+from pgkeel.config import Config, duration
 from pgkeel.errors import DuplicateKeyError, IdentifierError, RowError
 from pgkeel.types import StrictDatetimeBinaryDumper, dumps_json, has_non_finite
 
@@ -547,13 +547,6 @@ def local_limits(
         else:
             raise ValueError(f"no bulk limit for {setting!r}")
     return out
-
-
-def duration(seconds: float) -> str:
-    """A server duration for ``seconds``; 0 is PostgreSQL's "no limit"."""
-    if seconds <= 0:
-        return "0"
-    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def idle_timeout_error(

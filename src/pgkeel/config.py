@@ -301,10 +301,22 @@ def _setting_value(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(f"server settings take seconds or a PostgreSQL duration, got {value!r}")
     if isinstance(value, int | float):
-        return f"{int(value * 1000)}ms"
+        if value < 0:
+            raise ConfigError(
+                f"server setting value {value!r} cannot be negative; 0 means no limit"
+            )
+        return duration(value)
     if not re.fullmatch(r"[0-9]+\s*[a-zA-Z]*", value.strip()):
         raise ConfigError(f"server setting value {value!r} is not a duration like '30s' or '500ms'")
     return value.strip().replace(" ", "")
+
+
+def duration(seconds: float) -> str:
+    """A server duration for ``seconds``; 0 is PostgreSQL's "no limit", and a positive value
+    never rounds down to it."""
+    if seconds <= 0:
+        return "0"
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def _server_options(base: str, settings: Mapping[str, str | None]) -> str:
