@@ -120,7 +120,7 @@ def copy_in(
     cols = [c.strip() for c in columns.split(",")] if columns else None
 
     def work(progress: Callable[[int], None]) -> int:
-        with Database(url, min_size=1, max_size=1, statement_timeout=0) as db:
+        with Database(url, min_size=1, max_size=1) as db:
             return db.copy_in_csv(
                 _table(table),
                 file,
@@ -154,7 +154,7 @@ def copy_out(
     target = _table(source) if " " not in source.strip() else source
 
     def work(progress: Callable[[int], None]) -> int:
-        with Database(url, min_size=1, max_size=1, statement_timeout=0) as db:
+        with Database(url, min_size=1, max_size=1) as db:
             return db.copy_out(
                 target,
                 file,
