@@ -8,13 +8,16 @@ deterministically so every variant loads the same rows.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import csv
 import datetime as dt
 import json
 import os
 import random
+import shutil
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from pgkeel import embedded
 
@@ -76,6 +80,24 @@ def make_rows(n: int, seed: int = 42, start: int = 0) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def datasets(n: int) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The same ``n`` rows as dicts (pgkeel's input), tuples, and tuples with the jsonb value
+    wrapped in ``Jsonb`` (what psycopg's executemany needs)."""
+    print(f"generating {n:,} rows...", flush=True)
+    dicts = make_rows(n)
+    tuples = as_tuples(dicts)
+    wrapped = [(*t[:5], Jsonb(t[5]), *t[6:]) for t in tuples]
+    return dicts, tuples, wrapped
+
+
+def scratch_dir() -> Path:
+    """A directory for the run's CSV files, readable by the server's user, removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix="pgkeel-bench-"))
+    path.chmod(0o755)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def as_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

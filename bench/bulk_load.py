@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import asyncpg
 import psycopg
 import psycopg2
 from pgcopy import CopyManager
-from psycopg.types.json import Jsonb
 
 import _common as c
 import pgkeel
@@ -33,12 +31,8 @@ INSERT = "INSERT INTO products (id, name, price, category, tags, metadata, stock
 
 def main() -> None:
     args = c.parser(__doc__ or "", rows=1_000_000, repeat=3).parse_args()
-    print(f"generating {args.rows:,} rows...", flush=True)
-    dicts = c.make_rows(args.rows)
-    tuples = c.as_tuples(dicts)
-    wrapped = [(*t[:5], Jsonb(t[5]), *t[6:]) for t in tuples]
-    tmp = Path(tempfile.mkdtemp(prefix="pgkeel-bench-"))
-    tmp.chmod(0o755)
+    dicts, tuples, wrapped = c.datasets(args.rows)
+    tmp = c.scratch_dir()
     csv_path = tmp / "products.csv"
     c.write_csv(dicts, csv_path)
     res = c.Results(f"Bulk load, {args.rows:,} rows, median of {args.repeat}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ import asyncpg
 import psycopg
 import psycopg2
 import psycopg2.extras
-from psycopg.types.json import Jsonb
 
 import _common as c
 import pgkeel
@@ -38,12 +36,8 @@ STAGE = f"CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {COLS} FROM products 
 
 def main() -> None:
     args = c.parser(__doc__ or "", rows=1_000_000, repeat=3).parse_args()
-    print(f"generating {args.rows:,} rows...", flush=True)
-    dicts = c.make_rows(args.rows)
-    tuples = c.as_tuples(dicts)
-    wrapped = [(*t[:5], Jsonb(t[5]), *t[6:]) for t in tuples]
-    tmp = Path(tempfile.mkdtemp(prefix="pgkeel-bench-"))
-    tmp.chmod(0o755)
+    dicts, tuples, wrapped = c.datasets(args.rows)
+    tmp = c.scratch_dir()
     half, full = tmp / "half.csv", tmp / "full.csv"
     c.write_csv(dicts[: args.rows // 2], half)
     c.write_csv(dicts, full)
