@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 from psycopg_pool.base import AttemptWithBackoff
 
 from pgkeel.config import Config, resolve
+from pgkeel.errors import PoolSizeError
 
 logger = logging.getLogger("pgkeel.pool")
 
@@ -343,8 +344,6 @@ class DatabaseBase:
         }
 
     def _size_verdict(self, row: tuple[int, int, int], ours: int) -> None:
-        from pgkeel.errors import PoolSizeError
-
         problem = pool_size_problem(
             max_size=self.config.max_size,
             max_connections=row[0],

@@ -407,20 +407,20 @@ async def stream_batches(
         size = min(batch_size, base.COPY_STREAM_ROWS)
         if True:  # ASYNC
             names = [c.name for c in description] if row is dict else None
+
+            def shaped(records: list[Any]) -> list[Any]:
+                return (
+                    records if names is None else list(map(dict, map(zip, repeat(names), records)))
+                )
+
             records: list[Any] = []
             async for record in copy.rows():
                 records.append(record)
                 if len(records) >= size:
-                    yield (
-                        records
-                        if names is None
-                        else list(map(dict, map(zip, repeat(names), records)))
-                    )
+                    yield shaped(records)
                     records = []
             if records:
-                yield (
-                    records if names is None else list(map(dict, map(zip, repeat(names), records)))
-                )
+                yield shaped(records)
         else:
             rows: Iterator[Any] = copy.rows()
             if row is dict:
