@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo lint generate bench clean
+.PHONY: test smoke demo lint generate bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("pgkeel needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -15,6 +15,11 @@ $(BIN)/.installed: pyproject.toml
 ## test: install pgkeel with its test dependencies in .venv and run the whole suite
 test: $(BIN)/.installed
 	$(BIN)/pytest
+
+## smoke: a quick subset (core API, bulk, types, CLI) for another Python: make smoke PYTHON=python3.13 VENV=.venv-3.13
+SMOKE_TESTS ?= tests/test_init.py tests/test_database.py tests/test_types.py tests/test_copy.py tests/test_cli_copy.py
+smoke: $(BIN)/.installed
+	$(BIN)/pytest -q $(SMOKE_TESTS)
 
 ## demo: start the embedded development server (./.pgkeel) and print its URL
 demo: $(BIN)/.installed
@@ -37,4 +42,4 @@ bench: $(BIN)/.installed
 
 clean:
 	-$(BIN)/pgkeel db stop 2>/dev/null
-	rm -rf $(VENV) .pgkeel .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .pgkeel .pytest_cache .mypy_cache .ruff_cache
