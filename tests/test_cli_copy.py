@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -268,13 +269,7 @@ def test_sigint_exits_130_after_rollback(pg_url: str, people: Any, tmp_path: Pat
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
-        deadline = time.monotonic() + 60
-        while not people.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE 'COPY%'"
-        ).fetchone():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the COPY never reached row 50,000"
-            time.sleep(0.05)
+        _wait_for_advisory_wait(people, proc)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     people.execute("SELECT pg_advisory_unlock(42)")
@@ -282,3 +277,69 @@ def test_sigint_exits_130_after_rollback(pg_url: str, people: Any, tmp_path: Pat
     assert "interrupted" in stderr
     assert stdout == ""
     assert people.execute("SELECT count(*) FROM people").fetchone() == (0,)
+
+
+def _wait_for_advisory_wait(admin: Any, proc: subprocess.Popen[str]) -> None:
+    """Until a backend of the test's database waits on the advisory lock the test holds."""
+    deadline = time.monotonic() + 60
+    while not admin.execute(
+        "SELECT 1 FROM pg_stat_activity"
+        " WHERE wait_event = 'advisory' AND datname = current_database()"
+    ).fetchone():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the COPY never reached the lock"
+        time.sleep(0.05)
+
+
+def test_sigint_during_copy_out_exits_130_and_leaves_no_file(
+    pg_url: str, admin: Any, tmp_path: Path
+) -> None:
+    """SIGINT while copy out is mid-query (held by a lock) exits 130 and leaves no file at all."""
+    admin.execute(
+        """
+        CREATE FUNCTION hold(n int) RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN
+            IF n = 50000 THEN PERFORM pg_advisory_xact_lock(42); END IF;
+            RETURN n;
+        END $$
+        """
+    )
+    admin.execute("SELECT pg_advisory_lock(42)")
+    out = tmp_path / "out.csv"
+    query = "SELECT hold(g) FROM generate_series(1, 100000) g"
+    with subprocess.Popen(
+        [sys.executable, "-m", "pgkeel", "copy", "out", query, str(out), "--url", pg_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        _wait_for_advisory_wait(admin, proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    admin.execute("SELECT pg_advisory_unlock(42)")
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_copy_out_to_a_fifo_writes_through_it(pg_url: str, tmp_path: Path) -> None:
+    """A FIFO (like /dev/null) is written directly, not replaced by a renamed temporary file."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = pgkeel("copy", "out", "SELECT 1 AS one", str(fifo), "--url", pg_url)
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert received == [b"one\n1\n"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert list(tmp_path.iterdir()) == [fifo]
+
+
+def test_copy_out_into_a_missing_directory(pg_url: str, tmp_path: Path) -> None:
+    """An output in a directory that does not exist fails before the query, naming the file."""
+    out = tmp_path / "nosuch" / "out.csv"
+    result = pgkeel("copy", "out", "SELECT 1", str(out), "--url", pg_url)
+    assert result.returncode == 1
+    assert f"cannot write {out}: No such file or directory" in result.stderr

@@ -177,11 +177,24 @@ def _size(f: BinaryIO) -> int | None:
 
 
 @contextlib.contextmanager
-def _atomic_output(file: Path) -> Iterator[BinaryIO]:
-    """A temporary file beside ``file``, renamed over it once the block succeeds, removed if it
-    fails (or is interrupted): a failed export never leaves a file that looks complete."""
+def _output(file: Path) -> Iterator[BinaryIO]:
+    """Where ``copy out`` writes ``file``: a temporary file beside it, renamed over it once the
+    block succeeds and removed if it fails (or is interrupted), so that a failed export never
+    leaves a file that looks complete. A FIFO, a device (/dev/null) or a socket is written
+    directly: renaming over one would replace it."""
     target = file.resolve()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        special = not stat.S_ISREG(target.stat().st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(target, "wb") as f:
+            yield f
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {file}: {exc.strerror}") from None
     try:
         # mkstemp creates the file 0600; give it the mode open() would have (0666 - umask).
         umask = os.umask(0)
@@ -213,6 +226,7 @@ def _run(
     as_json: bool,
     work: Callable[[], int],
     *,
+    interrupted: str,
     summary_to_stderr: bool = False,
     hint: Callable[[BaseException], str] = lambda exc: "",
 ) -> None:
@@ -222,7 +236,7 @@ def _run(
         rows = work()
     except KeyboardInterrupt:
         # The transaction has been rolled back (and a partial output removed) on the way here.
-        message = "interrupted; nothing was written"
+        message = f"interrupted; {interrupted}"
         if as_json:
             payload = {"ok": False, "error": message, "type": "KeyboardInterrupt"}
             click.echo(json.dumps(payload), err=json_err)
@@ -316,7 +330,7 @@ def copy_in(
                     progress=meter.set_rows,
                 )
 
-    _run("in", as_json, work)
+    _run("in", as_json, work, interrupted="rolled back, nothing was loaded")
 
 
 @copy.command("out")
@@ -366,7 +380,7 @@ def copy_out(
         meter = Meter("out", total_bytes=None, draw=_draw_progress(as_json))
         with contextlib.ExitStack() as stack:
             stack.enter_context(meter.shown())
-            out = sys.stdout.buffer if to_stdout else stack.enter_context(_atomic_output(file))
+            out = sys.stdout.buffer if to_stdout else stack.enter_context(_output(file))
             with Database(url, min_size=1, max_size=1) as db:
                 rows = db.copy_out(
                     target,
@@ -383,6 +397,7 @@ def copy_out(
         "out",
         as_json,
         work,
+        interrupted="the output on stdout is incomplete" if to_stdout else f"{file} not written",
         summary_to_stderr=to_stdout,
         hint=lambda exc: _param_hint(exc, source, params or None),
     )
