@@ -343,3 +343,12 @@ def test_copy_out_into_a_missing_directory(pg_url: str, tmp_path: Path) -> None:
     result = pgkeel("copy", "out", "SELECT 1", str(out), "--url", pg_url)
     assert result.returncode == 1
     assert f"cannot write {out}: No such file or directory" in result.stderr
+
+
+def test_a_first_line_too_long_for_a_header(pg_url: str, people: Any, tmp_path: Path) -> None:
+    """A file whose first line is over 1 MiB is refused as headerless, without reading it all."""
+    src = tmp_path / "blob.csv"
+    src.write_bytes(b"x" * (2 << 20))
+    result = pgkeel("copy", "in", "people", str(src), "--url", pg_url)
+    assert result.returncode == 1
+    assert "is longer than 1,048,576 bytes" in result.stderr

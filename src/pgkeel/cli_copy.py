@@ -35,6 +35,8 @@ __all__ = ["copy"]
 # What shells report for a command ended by SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
 STDIO = "-"
+# A header line longer than this is not a header (a binary file, a CSV without one).
+MAX_HEADER_BYTES = 1 << 20
 
 _url_option = click.option(
     "--url",
@@ -271,7 +273,9 @@ def _draw_progress(as_json: bool) -> bool:
 
 @copy.command("in")
 @click.argument("table")
-@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", type=click.Path(exists=True, allow_dash=True, dir_okay=False, path_type=Path)
+)
 @_url_option
 @click.option("--delimiter", default=",", show_default=True, help="Field delimiter.")
 @click.option(
@@ -298,7 +302,6 @@ def copy_in(
 
     def work() -> int:
         with contextlib.ExitStack() as stack:
-            # click checks nothing (so that "-" passes); open() gives the usual clear OSError.
             source = sys.stdin.buffer if from_stdin else stack.enter_context(open(file, "rb"))
             meter = Meter("in", total_bytes=_size(source), draw=_draw_progress(as_json))
             stack.enter_context(meter.shown())
@@ -307,7 +310,12 @@ def copy_in(
             if header_cols is None and header:
                 # Read the header here and let the server skip it (HEADER true), so that its
                 # line numbers in errors are the file's own.
-                prefix = source.readline()
+                prefix = source.readline(MAX_HEADER_BYTES + 1)
+                if len(prefix) > MAX_HEADER_BYTES:
+                    raise CopyUsageError(
+                        f"the first line of {name} is longer than {MAX_HEADER_BYTES:,} bytes:"
+                        " is it a CSV file with a header? (--no-header if it has none)"
+                    )
                 if not prefix:
                     raise CopyUsageError(
                         f"{name} is empty: expected a header line naming the columns"
