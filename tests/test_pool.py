@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +205,129 @@ def until_ok(fn: Any, limit: float = 15.0) -> float:
             time.sleep(0.05)
         else:
             return time.monotonic()
+
+
+PREPARED = "SELECT %s::int + 1"  # run often enough that psycopg prepares it
+
+
+async def _random_op(db: pgkeel.AsyncDatabase, rnd: random.Random) -> None:
+    kind = rnd.randrange(4)
+    if kind == 0:
+        await db.fetch_val(PREPARED, (rnd.randrange(100),))
+    elif kind == 1:
+        async with db.transaction() as tx:
+            await tx.execute("SELECT pg_advisory_xact_lock(1)")
+            await tx.fetch_val(PREPARED, (1,))
+    elif kind == 2:
+        async with db.connection() as conn:
+            await conn.execute("SET lock_timeout = '1ms'")
+            await conn.execute("SELECT pg_sleep(0.001)")
+    else:
+        await db.fetch_val("SELECT pg_sleep(0.002)")
+
+
+async def _assert_full_and_clean(db: pgkeel.AsyncDatabase, size: int) -> None:
+    """Every connection is back, usable, in step with the server on prepared statements, and
+    carries no session state."""
+    async with asyncio.timeout(30):
+        while (s := db.stats())["available"] < size or s["size"] != size:
+            await asyncio.sleep(0.02)
+    held = []
+    try:
+        for _ in range(size):  # all of them at once: none is missing
+            held.append(await db._acquire(timeout=5))
+        for conn in held:
+            for i in range(8):  # past psycopg's prepare threshold
+                cur = await conn.execute(PREPARED, (i,))
+                assert await cur.fetchone() == {"?column?": i + 1}
+            cur = await conn.execute("SHOW lock_timeout")
+            assert await cur.fetchone() == {"lock_timeout": "10s"}
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        for conn in held:
+            await db._release(conn)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("check_idle", [1.0, 0.0])
+def test_random_cancellations_lose_no_connection(pg_url: str, check_idle: float) -> None:
+    """1,000 operations (query, transaction, raw connection) cancelled by wait_for at random
+    tiny timeouts, from 8 tasks sharing a pool of 4: afterwards every connection is back, usable
+    and clean, with psycopg's prepared statements in step with the server. check_idle=0 puts a
+    round-trip check (itself cancellable) on every checkout."""
+
+    async def main() -> None:
+        async with pgkeel.AsyncDatabase(
+            pg_url, min_size=4, max_size=4, timeout=10, check_idle=check_idle
+        ) as db:
+            cancelled = 0
+
+            async def worker(n: int) -> None:
+                nonlocal cancelled
+                rnd = random.Random(n)  # noqa: S311 - reproducible test data
+                for _ in range(125):
+                    try:
+                        await asyncio.wait_for(_random_op(db, rnd), rnd.uniform(0, 0.004))
+                    except TimeoutError:
+                        cancelled += 1
+                    except psycopg.errors.LockNotAvailable:
+                        pass
+
+            await asyncio.gather(*(worker(n) for n in range(8)))
+            assert cancelled > 0
+            await _assert_full_and_clean(db, 4)
+
+    asyncio.run(main())
+
+
+@pytest.mark.fault
+def test_exceptions_inside_blocks_lose_nothing_sync(pg_url: str) -> None:
+    """Threads whose blocks raise (their own error, a statement timeout mid-query, a
+    BaseException) leave the pool full, and the session state made before the error that a
+    rollback does not undo (an advisory lock, a prepared statement) does not reach the next
+    user."""
+
+    class Interrupt(BaseException):
+        pass
+
+    def block(db: pgkeel.Database, n: int, kind: int) -> None:
+        with db.transaction() as tx:
+            # Session state that a rollback does not undo.
+            tx.fetch_val("SELECT pg_try_advisory_lock(%s)", (n,))
+            tx.connection.execute("PREPARE mine AS SELECT 1")
+            tx.connection.execute("SET statement_timeout = '5ms'")
+            if kind == 0:
+                raise RuntimeError("boom")
+            if kind == 1:
+                tx.fetch_val("SELECT pg_sleep(0.05)")
+            raise Interrupt
+
+    def worker(db: pgkeel.Database, n: int, errors: list[BaseException]) -> None:
+        rnd = random.Random(n)  # noqa: S311 - reproducible test data
+        for _ in range(40):
+            try:
+                block(db, n, rnd.randrange(3))
+            except (RuntimeError, Interrupt, psycopg.errors.QueryCanceled):
+                pass
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    with pgkeel.Database(pg_url, min_size=3, max_size=3, timeout=10) as db:
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=worker, args=(db, n, errors)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        stats = db.stats()
+        assert (stats["size"], stats["available"]) == (3, 3)
+        with db.connection() as a, db.connection() as b, db.connection() as c:
+            for conn in (a, b, c):
+                row = conn.execute(
+                    "SELECT current_setting('statement_timeout') AS timeout, "
+                    "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    " AND pid = pg_backend_pid()) AS locks, "
+                    "(SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS prepared"
+                ).fetchone()
+                assert row == {"timeout": "30s", "locks": 0, "prepared": 0}

@@ -254,15 +254,20 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         if conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
             # Interrupted in the middle of a query: its state is unknown.
             raise psycopg.InterfaceError("connection interrupted during a query")
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.rollback()
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            conn.set_autocommit(True)
+            # Open a transaction only to roll it back: rollback() is where psycopg forgets its
+            # prepared statements (and deallocates them on the server). It also forgets them on
+            # seeing DISCARD ALL, but only the first time a connection runs it; after that its
+            # cache and the server's would disagree ("prepared statement _pg3_0 does not exist").
+            conn.execute("BEGIN")
+        conn.rollback()
         conn.set_autocommit(True)
         conn.set_isolation_level(None)
         conn.set_read_only(None)
         conn.set_deferrable(None)
         conn.row_factory = dict_row
-        # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors; psycopg
-        # sees DISCARD ALL and forgets its prepared statements too, so both sides stay in step.
+        # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors.
         conn.execute("DISCARD ALL")
         self._session_setup(conn)
 

@@ -263,15 +263,20 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         if conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
             # Interrupted in the middle of a query: its state is unknown.
             raise psycopg.InterfaceError("connection interrupted during a query")
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            await conn.rollback()
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            await conn.set_autocommit(True)
+            # Open a transaction only to roll it back: rollback() is where psycopg forgets its
+            # prepared statements (and deallocates them on the server). It also forgets them on
+            # seeing DISCARD ALL, but only the first time a connection runs it; after that its
+            # cache and the server's would disagree ("prepared statement _pg3_0 does not exist").
+            await conn.execute("BEGIN")
+        await conn.rollback()
         await conn.set_autocommit(True)
         await conn.set_isolation_level(None)
         await conn.set_read_only(None)
         await conn.set_deferrable(None)
         conn.row_factory = dict_row
-        # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors; psycopg
-        # sees DISCARD ALL and forgets its prepared statements too, so both sides stay in step.
+        # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors.
         await conn.execute("DISCARD ALL")
         await self._session_setup(conn)
 
