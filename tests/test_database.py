@@ -240,3 +240,93 @@ def test_async_query_methods(pg_url: str) -> None:
             assert health["status"] == "ok"
 
     asyncio.run(main())
+
+
+SESSION = """SELECT pg_backend_pid() AS pid,
+       current_setting('statement_timeout') AS statement_timeout,
+       current_setting('lock_timeout') AS lock_timeout,
+       current_setting('search_path') AS search_path,
+       (SELECT count(*) FROM pg_locks
+         WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS advisory_locks,
+       (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temp_tables,
+       (SELECT count(*) FROM pg_listening_channels()) AS listening,
+       (SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS prepared"""
+
+PREPARED_QUERY = "SELECT %s::int * 2"
+
+
+def _leak_raw(db: pgkeel.Database, statement: str) -> None:
+    with db.connection() as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+
+
+def _leak_tx(db: pgkeel.Database, statement: str) -> None:
+    with db.transaction() as tx:
+        tx.connection.execute(statement)  # type: ignore[arg-type]
+
+
+LEAKS = [
+    ("multi-statement SET", lambda db: db.execute("SELECT 1; SET search_path TO evil")),
+    ("multi-statement via fetch", lambda db: db.fetch_all("SELECT 1; SET lock_timeout = 0")),
+    ("tx.connection SET", lambda db: _leak_tx(db, "SET lock_timeout = 0")),
+    ("tx.connection advisory lock", lambda db: _leak_tx(db, "SELECT pg_advisory_lock(7)")),
+    ("raw advisory lock", lambda db: _leak_raw(db, "SELECT pg_advisory_lock(7)")),
+    ("temp table", lambda db: db.execute("CREATE TEMP TABLE scratch (x int)")),
+    ("tx.connection temp table", lambda db: _leak_tx(db, "CREATE TEMP TABLE s2 (x int)")),
+    ("tx.connection LISTEN", lambda db: _leak_tx(db, "LISTEN somewhere")),
+    ("tx.connection PREPARE", lambda db: _leak_tx(db, "PREPARE mine AS SELECT 1")),
+    ("raw set_config", lambda db: _leak_raw(db, "SELECT set_config('lock_timeout', '0', false)")),
+]
+
+
+@pytest.mark.parametrize("leak", [fn for _, fn in LEAKS], ids=[name for name, _ in LEAKS])
+def test_session_state_never_reaches_the_next_user(pg_url: str, leak: Any) -> None:
+    """Each way of leaving session state behind (multi-statement text, tx.connection, raw
+    connection, temp table, LISTEN, PREPARE, advisory lock) is undone before the same connection
+    is handed out again; psycopg's prepared statements stay usable afterwards."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1) as db:
+        clean = db.fetch_one(SESSION)
+        leak(db)
+        assert db.fetch_one(SESSION) == clean
+        for i in range(6):  # past psycopg's prepare threshold: a prepared statement
+            assert db.fetch_val(PREPARED_QUERY, (i,)) == 2 * i
+        leak(db)  # a second reset of the connection, now with a prepared statement
+        assert db.fetch_one(SESSION) == clean
+        assert db.fetch_val(PREPARED_QUERY, (21,)) == 42
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: a function's side effects on the hot path")
+def test_set_config_through_fetch_val_is_undone(pg_url: str) -> None:
+    """KNOWN GAP (strict xfail): set_config(..., false) run through fetch_val changes the
+    session and nothing the client sees says so; see the note in _database_base."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1) as db:
+        db.fetch_val("SELECT set_config('statement_timeout', '0', false)")
+        assert db.fetch_val("SHOW statement_timeout") == "30s"
+
+
+def test_session_state_never_reaches_the_next_user_async(pg_url: str) -> None:
+    """The asyncio face: multi-statement SET, tx.connection SET / advisory lock / LISTEN, a temp
+    table are undone before the connection is handed out again."""
+
+    async def main() -> None:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=1) as db:
+            clean = await db.fetch_one(SESSION)
+            await db.execute("SELECT 1; SET search_path TO evil")
+            assert await db.fetch_one(SESSION) == clean
+            async with db.transaction() as tx:
+                await tx.connection.execute("SET lock_timeout = 0")
+                await tx.connection.execute("SELECT pg_advisory_lock(7)")
+                await tx.connection.execute("LISTEN somewhere")
+            assert await db.fetch_one(SESSION) == clean
+            await db.execute("CREATE TEMP TABLE scratch (x int)")
+            assert await db.fetch_one(SESSION) == clean
+            for i in range(6):
+                assert await db.fetch_val(PREPARED_QUERY, (i,)) == 2 * i
+            async with db.connection() as conn:
+                await conn.execute("PREPARE mine AS SELECT 1")
+            async with db.connection() as conn:
+                await conn.execute("PREPARE mine AS SELECT 1")
+            assert await db.fetch_one(SESSION) == clean
+            assert await db.fetch_val(PREPARED_QUERY, (21,)) == 42
+
+    asyncio.run(main())
