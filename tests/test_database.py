@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import PoolClosed, PoolTimeout
 
 import pgkeel
 
@@ -330,3 +331,117 @@ def test_session_state_never_reaches_the_next_user_async(pg_url: str) -> None:
             assert await db.fetch_val(PREPARED_QUERY, (21,)) == 42
 
     asyncio.run(main())
+
+
+CLOSED_PORT_URL = "postgresql://u:canary-Pw-7f3a9c@127.0.0.1:1/db"
+
+
+def _wait_for_connection_error(db: Any) -> None:
+    """Wait (at most 30 s) until the pool has tried to connect and failed at least once."""
+    deadline = time.monotonic() + 30
+    while db.stats()["connection_errors"] < 1:
+        assert time.monotonic() < deadline, "the pool never tried to connect"
+        time.sleep(0.01)
+
+
+def test_outage_reason_in_timeout_health_and_stats() -> None:
+    """With nothing listening on the port, a checkout's PoolTimeout, health()['error'] and
+    stats()['last_connection_error'] say why (connection refused), never the password; and
+    stats()['waiting'] counts clients waiting now, not the ones that already timed out."""
+    db = pgkeel.Database(CLOSED_PORT_URL, min_size=1, max_size=1, timeout=0.2)
+    db.open(wait=False)
+    try:
+        _wait_for_connection_error(db)
+        for _ in range(4):
+            with pytest.raises(PoolTimeout) as info:
+                db.fetch_val("SELECT 1")
+            assert "refused" in str(info.value)
+        health = db.health(timeout=0.2)
+        stats = db.stats()
+    finally:
+        db.close()
+    assert health["status"] == "degraded"
+    assert "refused" in health["error"]
+    assert "refused" in stats["last_connection_error"]
+    assert stats["waiting"] == 0
+    assert health["pool"]["waiting"] == 0
+    assert CANARY not in str(info.value) + str(health) + str(stats)
+
+
+def test_outage_reason_async() -> None:
+    """The asyncio face: PoolTimeout and health() carry the connection error too."""
+
+    async def main() -> None:
+        db = pgkeel.AsyncDatabase(CLOSED_PORT_URL, min_size=1, max_size=1, timeout=0.2)
+        await db.open(wait=False)
+        try:
+            async with asyncio.timeout(30):
+                while db.stats()["connection_errors"] < 1:
+                    await asyncio.sleep(0.01)
+            with pytest.raises(PoolTimeout, match="refused"):
+                await db.fetch_val("SELECT 1")
+            health = await db.health(timeout=0.2)
+        finally:
+            await db.close()
+        assert "refused" in health["error"]
+        assert health["pool"]["waiting"] == 0
+        assert CANARY not in str(health)
+
+    asyncio.run(main())
+
+
+def test_not_open_says_how(pg_url: str) -> None:
+    """A Database used before open() (or after close()) says to use `with` or call open()."""
+    db = pgkeel.Database(pg_url, min_size=1)
+    with pytest.raises(PoolClosed, match=r"is not open yet: use it as a context manager.*open\(\)"):
+        db.fetch_val("SELECT 1")
+    with db:
+        pass
+    with pytest.raises(PoolClosed, match=r"has been closed: .*open\(\)"):
+        db.fetch_val("SELECT 1")
+
+    async def main() -> None:
+        adb = pgkeel.AsyncDatabase(pg_url, min_size=1)
+        with pytest.raises(PoolClosed, match=r"async with AsyncDatabase"):
+            await adb.fetch_val("SELECT 1")
+
+    asyncio.run(main())
+
+
+def test_open_after_close(pg_url: str) -> None:
+    """A closed Database (sync and async) opens again and works."""
+    db = pgkeel.Database(pg_url, min_size=1, max_size=2)
+    for _ in range(2):
+        with db:
+            assert db.fetch_val("SELECT 1") == 1
+
+    async def main() -> None:
+        adb = pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=2)
+        for _ in range(2):
+            async with adb:
+                assert await adb.fetch_val("SELECT 1") == 1
+
+    asyncio.run(main())
+
+
+def test_open_error_keeps_its_cause(pg_server: Any) -> None:
+    """A connection error whose message would show the password is raised scrubbed, with the
+    original psycopg error (scrubbed too) kept as its cause."""
+    user = "canary_user_5c1e"
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'right-one'")  # type: ignore[arg-type]
+    try:
+        # The wrong password equals the user name, so the server's message contains it.
+        url = psycopg.conninfo.make_conninfo(pg_server.url, user=user, password=user)
+        db = pgkeel.Database(url, min_size=1, max_size=1)
+        with pytest.raises(psycopg.OperationalError) as exc:
+            db.open()
+        cause = exc.value.__cause__
+        assert isinstance(cause, psycopg.OperationalError)
+        assert "***" in str(cause)
+        text = "".join(traceback.format_exception(exc.value))
+        assert user not in text
+        assert "authentication failed" in text
+    finally:
+        with psycopg.connect(pg_server.url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {user}")  # type: ignore[arg-type]
