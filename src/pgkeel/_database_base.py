@@ -4,6 +4,19 @@ Configuration and pool arguments, counters behind ``stats()``, the leak watcher,
 verdict, the retry backoff and the rules for what is retried, the ``isolation=`` names, when a
 checked-out connection needs a round-trip check, and when it needs a reset before going back. The
 two faces only add the I/O (blocking or awaited) around these.
+
+The session rule: a connection goes back to the pool as clean as a new one. It is reset
+(ROLLBACK, then DISCARD ALL: settings, temp tables, LISTEN, advisory locks, prepared statements,
+cursors; then the session settings are applied again) after every raw use (``connection()``,
+``tx.connection``), after any error or interruption (cancellation, KeyboardInterrupt), when a
+transaction is left open, and after a query method's statement that the client can see changed
+the session without asking the server: a session command tag (SET, RESET, LISTEN, PREPARE,
+DECLARE, CREATE TABLE) or multi-statement text (any result after the first). Those checks read
+what the server already sent, so the hot path (fetch_*/execute) pays no round trip for them; a
+reset costs four round trips, paid only by the connections that need it. What this cannot see:
+a single statement whose *function calls* change the session (``SELECT set_config(...,
+false)``, ``SELECT pg_advisory_lock(...)``, ``CREATE TEMP TABLE ... AS``) through fetch_*/
+execute; run those through ``connection()`` or a transaction's ``connection``.
 """
 
 from __future__ import annotations

@@ -136,6 +136,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             self._closed = False
         self._pool.open()
         self._opened = True
+        self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
         self._leaks.start()
 
@@ -354,8 +355,9 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             self._round_trip(timeout)
         except Exception as exc:
             error = f"{type(exc).__name__}: {scrub(str(exc), self.config.conninfo)}"
-            if isinstance(exc, TimeoutError | PoolTimeout) and self._last_error.message:
-                error += f" (the last connection attempt failed: {self._last_error.message})"
+            reason = self._last_error.message
+            if isinstance(exc, TimeoutError) and reason and reason not in error:
+                error += f" (the last connection attempt failed: {reason})"
         stats = self.stats()
         return {
             "status": "degraded" if error else "ok",
