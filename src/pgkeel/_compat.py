@@ -4,7 +4,12 @@ pgkeel uses the public mechanisms where one exists: ``connection_class=`` (a sub
 each connection's idle time and poll object and remembers the last connection error),
 ``configure=``, ``reconnect_timeout=`` (instead of overriding ``_add_connection`` with a capped
 ``AttemptWithBackoff``), ``getconn()`` / ``putconn()`` for checkout and return, and the public
-connection methods for the reset. What remains, all routed through this module:
+connection methods for the reset. Two public hooks are not used, on purpose: ``check=`` (after
+a second failed check in one checkout psycopg_pool sleeps a second before the next, so after a
+mass backend termination a checkout would wait seconds; pgkeel's own check loop replaces dead
+connections at once) and ``reset=`` (with it set, every return goes through a pool worker, a
+thread or task hand-off per query; pgkeel resets only the connections that need it). What
+remains, all routed through this module:
 
 - :func:`waiting`: psycopg_pool's ``requests_waiting`` statistic is ``len(pool._waiting)``, a
   queue in which a client that timed out stays until a connection comes back to the pool: during
