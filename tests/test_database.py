@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 import traceback
 from typing import Any
@@ -445,3 +446,22 @@ def test_open_error_keeps_its_cause(pg_server: Any) -> None:
     finally:
         with psycopg.connect(pg_server.url, autocommit=True) as admin:
             admin.execute(f"DROP ROLE {user}")  # type: ignore[arg-type]
+
+
+def test_waiting_counts_live_waiters(pg_url: str) -> None:
+    """stats()['waiting'] is 1 while one client waits for the only connection, 0 once it got
+    it, and stays 0 after clients that timed out."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, timeout=10) as db:
+        with db.connection():
+            for _ in range(3):
+                with pytest.raises(PoolTimeout):
+                    db._acquire(timeout=0.01)
+            assert db.stats()["waiting"] == 0
+            waiter = threading.Thread(target=db.fetch_val, args=("SELECT 1",))
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while db.stats()["waiting"] != 1:
+                assert time.monotonic() < deadline, "the waiter never showed"
+                time.sleep(0.01)
+        waiter.join()
+        assert db.stats()["waiting"] == 0
