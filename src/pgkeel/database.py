@@ -228,7 +228,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         ):
             self._give_back(conn, reset=True)
             return
-        conn.idle_since = _monotonic()  # type: ignore[attr-defined]
+        conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
         self._pool.putconn(conn)
 
     def _give_back(self, conn: psycopg.Connection[Any], reset: bool = False) -> None:
@@ -247,7 +247,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             if not isinstance(exc, Exception):
                 raise
         finally:
-            conn.idle_since = _monotonic()  # type: ignore[attr-defined]
+            conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
             self._pool.putconn(conn)
 
     def _reset(self, conn: psycopg.Connection[Any]) -> None:

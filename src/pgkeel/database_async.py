@@ -231,7 +231,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         ):
             await self._give_back(conn, reset=True)
             return
-        conn.idle_since = _monotonic()  # type: ignore[attr-defined]
+        conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
         if True:  # ASYNC
             await _uninterruptible(self._pool.putconn(conn))
         else:
@@ -256,7 +256,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             if not isinstance(exc, Exception):
                 raise
         finally:
-            conn.idle_since = _monotonic()  # type: ignore[attr-defined]
+            conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
             await self._pool.putconn(conn)
 
     async def _reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
