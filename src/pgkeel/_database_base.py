@@ -13,10 +13,10 @@ transaction is left open, and after a query method's statement that the client c
 the session without asking the server: a session command tag (SET, RESET, LISTEN, PREPARE,
 DECLARE, CREATE TABLE) or multi-statement text (any result after the first). Those checks read
 what the server already sent, so the hot path (fetch_*/execute) pays no round trip for them; a
-reset costs four round trips, paid only by the connections that need it. What this cannot see:
-a single statement whose *function calls* change the session (``SELECT set_config(...,
-false)``, ``SELECT pg_advisory_lock(...)``, ``CREATE TEMP TABLE ... AS``) through fetch_*/
-execute; run those through ``connection()`` or a transaction's ``connection``.
+reset costs three or four round trips, paid only by the connections that need it. What this
+cannot see: a single statement whose *function calls* change the session (``SELECT
+set_config(..., false)``, ``SELECT pg_advisory_lock(...)``, ``CREATE TEMP TABLE ... AS``) run
+through fetch_*/execute; run those through ``connection()`` or a transaction's ``connection``.
 """
 
 from __future__ import annotations

@@ -257,10 +257,11 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             raise psycopg.InterfaceError("connection interrupted during a query")
         if conn.info.transaction_status == TransactionStatus.IDLE:
             conn.set_autocommit(True)
-            # Open a transaction only to roll it back: rollback() is where psycopg forgets its
-            # prepared statements (and deallocates them on the server). It also forgets them on
-            # seeing DISCARD ALL, but only the first time a connection runs it; after that its
-            # cache and the server's would disagree ("prepared statement _pg3_0 does not exist").
+            # Open a transaction only to roll it back: rollback() is where psycopg always
+            # forgets its prepared statements (and deallocates them on the server). It notices
+            # DISCARD ALL only while that text is new to its statement cache: from a connection's
+            # second reset on, the server would drop the statements and psycopg would not
+            # ("prepared statement _pg3_0 does not exist").
             conn.execute("BEGIN")
         conn.rollback()
         conn.set_autocommit(True)
