@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 import traceback
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import PoolClosed, PoolTimeout
 
 import pgkeel
 
@@ -240,3 +242,226 @@ def test_async_query_methods(pg_url: str) -> None:
             assert health["status"] == "ok"
 
     asyncio.run(main())
+
+
+SESSION = """SELECT pg_backend_pid() AS pid,
+       current_setting('statement_timeout') AS statement_timeout,
+       current_setting('lock_timeout') AS lock_timeout,
+       current_setting('search_path') AS search_path,
+       (SELECT count(*) FROM pg_locks
+         WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS advisory_locks,
+       (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temp_tables,
+       (SELECT count(*) FROM pg_listening_channels()) AS listening,
+       (SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS prepared"""
+
+PREPARED_QUERY = "SELECT %s::int * 2"
+
+
+def _leak_raw(db: pgkeel.Database, statement: str) -> None:
+    with db.connection() as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+
+
+def _leak_tx(db: pgkeel.Database, statement: str) -> None:
+    with db.transaction() as tx:
+        tx.connection.execute(statement)  # type: ignore[arg-type]
+
+
+LEAKS = [
+    ("multi-statement SET", lambda db: db.execute("SELECT 1; SET search_path TO evil")),
+    ("multi-statement via fetch", lambda db: db.fetch_all("SELECT 1; SET lock_timeout = 0")),
+    ("tx.connection SET", lambda db: _leak_tx(db, "SET lock_timeout = 0")),
+    ("tx.connection advisory lock", lambda db: _leak_tx(db, "SELECT pg_advisory_lock(7)")),
+    ("raw advisory lock", lambda db: _leak_raw(db, "SELECT pg_advisory_lock(7)")),
+    ("temp table", lambda db: db.execute("CREATE TEMP TABLE scratch (x int)")),
+    ("tx.connection temp table", lambda db: _leak_tx(db, "CREATE TEMP TABLE s2 (x int)")),
+    ("tx.connection LISTEN", lambda db: _leak_tx(db, "LISTEN somewhere")),
+    ("tx.connection PREPARE", lambda db: _leak_tx(db, "PREPARE mine AS SELECT 1")),
+    ("raw set_config", lambda db: _leak_raw(db, "SELECT set_config('lock_timeout', '0', false)")),
+]
+
+
+@pytest.mark.parametrize("leak", [fn for _, fn in LEAKS], ids=[name for name, _ in LEAKS])
+def test_session_state_never_reaches_the_next_user(pg_url: str, leak: Any) -> None:
+    """Each way of leaving session state behind (multi-statement text, tx.connection, raw
+    connection, temp table, LISTEN, PREPARE, advisory lock) is undone before the same connection
+    is handed out again; psycopg's prepared statements stay usable afterwards."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1) as db:
+        clean = db.fetch_one(SESSION)
+        leak(db)
+        assert db.fetch_one(SESSION) == clean
+        for i in range(6):  # past psycopg's prepare threshold: a prepared statement
+            assert db.fetch_val(PREPARED_QUERY, (i,)) == 2 * i
+        leak(db)  # a second reset of the connection, now with a prepared statement
+        assert db.fetch_one(SESSION) == clean
+        assert db.fetch_val(PREPARED_QUERY, (21,)) == 42
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: a function's side effects on the hot path")
+def test_set_config_through_fetch_val_is_undone(pg_url: str) -> None:
+    """KNOWN GAP (strict xfail): set_config(..., false) run through fetch_val changes the
+    session and nothing the client sees says so; see the note in _database_base."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1) as db:
+        db.fetch_val("SELECT set_config('statement_timeout', '0', false)")
+        assert db.fetch_val("SHOW statement_timeout") == "30s"
+
+
+def test_session_state_never_reaches_the_next_user_async(pg_url: str) -> None:
+    """The asyncio face: multi-statement SET, tx.connection SET / advisory lock / LISTEN, a temp
+    table are undone before the connection is handed out again."""
+
+    async def main() -> None:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=1) as db:
+            clean = await db.fetch_one(SESSION)
+            await db.execute("SELECT 1; SET search_path TO evil")
+            assert await db.fetch_one(SESSION) == clean
+            async with db.transaction() as tx:
+                await tx.connection.execute("SET lock_timeout = 0")
+                await tx.connection.execute("SELECT pg_advisory_lock(7)")
+                await tx.connection.execute("LISTEN somewhere")
+            assert await db.fetch_one(SESSION) == clean
+            await db.execute("CREATE TEMP TABLE scratch (x int)")
+            assert await db.fetch_one(SESSION) == clean
+            for i in range(6):
+                assert await db.fetch_val(PREPARED_QUERY, (i,)) == 2 * i
+            async with db.connection() as conn:
+                await conn.execute("PREPARE mine AS SELECT 1")
+            async with db.connection() as conn:
+                await conn.execute("PREPARE mine AS SELECT 1")
+            assert await db.fetch_one(SESSION) == clean
+            assert await db.fetch_val(PREPARED_QUERY, (21,)) == 42
+
+    asyncio.run(main())
+
+
+CLOSED_PORT_URL = "postgresql://u:canary-Pw-7f3a9c@127.0.0.1:1/db"
+
+
+def _wait_for_connection_error(db: Any) -> None:
+    """Wait (at most 30 s) until the pool has tried to connect and failed at least once."""
+    deadline = time.monotonic() + 30
+    while db.stats()["connection_errors"] < 1:
+        assert time.monotonic() < deadline, "the pool never tried to connect"
+        time.sleep(0.01)
+
+
+def test_outage_reason_in_timeout_health_and_stats() -> None:
+    """With nothing listening on the port, a checkout's PoolTimeout, health()['error'] and
+    stats()['last_connection_error'] say why (connection refused), never the password; and
+    stats()['waiting'] counts clients waiting now, not the ones that already timed out."""
+    db = pgkeel.Database(CLOSED_PORT_URL, min_size=1, max_size=1, timeout=0.2)
+    db.open(wait=False)
+    try:
+        _wait_for_connection_error(db)
+        for _ in range(4):
+            with pytest.raises(PoolTimeout) as info:
+                db.fetch_val("SELECT 1")
+            assert "refused" in str(info.value)
+        health = db.health(timeout=0.2)
+        stats = db.stats()
+    finally:
+        db.close()
+    assert health["status"] == "degraded"
+    assert "refused" in health["error"]
+    assert "refused" in stats["last_connection_error"]
+    assert stats["waiting"] == 0
+    assert health["pool"]["waiting"] == 0
+    assert CANARY not in str(info.value) + str(health) + str(stats)
+
+
+def test_outage_reason_async() -> None:
+    """The asyncio face: PoolTimeout and health() carry the connection error too."""
+
+    async def main() -> None:
+        db = pgkeel.AsyncDatabase(CLOSED_PORT_URL, min_size=1, max_size=1, timeout=0.2)
+        await db.open(wait=False)
+        try:
+            async with asyncio.timeout(30):
+                while db.stats()["connection_errors"] < 1:
+                    await asyncio.sleep(0.01)
+            with pytest.raises(PoolTimeout, match="refused"):
+                await db.fetch_val("SELECT 1")
+            health = await db.health(timeout=0.2)
+        finally:
+            await db.close()
+        assert "refused" in health["error"]
+        assert health["pool"]["waiting"] == 0
+        assert CANARY not in str(health)
+
+    asyncio.run(main())
+
+
+def test_not_open_says_how(pg_url: str) -> None:
+    """A Database used before open() (or after close()) says to use `with` or call open()."""
+    db = pgkeel.Database(pg_url, min_size=1)
+    with pytest.raises(PoolClosed, match=r"is not open yet: use it as a context manager.*open\(\)"):
+        db.fetch_val("SELECT 1")
+    with db:
+        pass
+    with pytest.raises(PoolClosed, match=r"has been closed: .*open\(\)"):
+        db.fetch_val("SELECT 1")
+
+    async def main() -> None:
+        adb = pgkeel.AsyncDatabase(pg_url, min_size=1)
+        with pytest.raises(PoolClosed, match=r"async with AsyncDatabase"):
+            await adb.fetch_val("SELECT 1")
+
+    asyncio.run(main())
+
+
+def test_open_after_close(pg_url: str) -> None:
+    """A closed Database (sync and async) opens again and works."""
+    db = pgkeel.Database(pg_url, min_size=1, max_size=2)
+    for _ in range(2):
+        with db:
+            assert db.fetch_val("SELECT 1") == 1
+
+    async def main() -> None:
+        adb = pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=2)
+        for _ in range(2):
+            async with adb:
+                assert await adb.fetch_val("SELECT 1") == 1
+
+    asyncio.run(main())
+
+
+def test_open_error_keeps_its_cause(pg_server: Any) -> None:
+    """A connection error whose message would show the password is raised scrubbed, with the
+    original psycopg error (scrubbed too) kept as its cause."""
+    user = "canary_user_5c1e"
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'right-one'")  # type: ignore[arg-type]
+    try:
+        # The wrong password equals the user name, so the server's message contains it.
+        url = psycopg.conninfo.make_conninfo(pg_server.url, user=user, password=user)
+        db = pgkeel.Database(url, min_size=1, max_size=1)
+        with pytest.raises(psycopg.OperationalError) as exc:
+            db.open()
+        cause = exc.value.__cause__
+        assert isinstance(cause, psycopg.OperationalError)
+        assert "***" in str(cause)
+        text = "".join(traceback.format_exception(exc.value))
+        assert user not in text
+        assert "authentication failed" in text
+    finally:
+        with psycopg.connect(pg_server.url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {user}")  # type: ignore[arg-type]
+
+
+def test_waiting_counts_live_waiters(pg_url: str) -> None:
+    """stats()['waiting'] is 1 while one client waits for the only connection, 0 once it got
+    it, and stays 0 after clients that timed out."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, timeout=10) as db:
+        with db.connection():
+            for _ in range(3):
+                with pytest.raises(PoolTimeout):
+                    db._acquire(timeout=0.01)
+            assert db.stats()["waiting"] == 0
+            waiter = threading.Thread(target=db.fetch_val, args=("SELECT 1",))
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while db.stats()["waiting"] != 1:
+                assert time.monotonic() < deadline, "the waiter never showed"
+                time.sleep(0.01)
+        waiter.join()
+        assert db.stats()["waiting"] == 0

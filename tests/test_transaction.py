@@ -98,7 +98,7 @@ def check_bank(db: pgkeel.Database, op_ids: list[str], calls: Counter[str]) -> N
 
 def test_transfers_serializable_16_threads(pg_url: str) -> None:
     """16 threads transferring between 5 accounts under SERIALIZABLE keep the total, commit each
-    operation once, and the retries they needed show in stats()."""
+    operation once, and the retries they needed (if any) show in stats()."""
     calls: Counter[str] = Counter()
     op_ids: list[str] = []
     lock = threading.Lock()
@@ -137,9 +137,8 @@ def test_transfers_serializable_16_threads(pg_url: str) -> None:
             t.join()
         assert not errors
         check_bank(db, op_ids, calls)
-        retries = sum(calls.values()) - len(op_ids)
-        assert retries > 0  # the contention was real
-        assert db.stats()["retries"] == retries
+        # Whether there was contention depends on scheduling; every retry is counted.
+        assert db.stats()["retries"] == sum(calls.values()) - len(op_ids)
 
 
 def test_transfers_serializable_16_tasks(pg_url: str) -> None:
@@ -184,7 +183,6 @@ def test_transfers_serializable_16_tasks(pg_url: str) -> None:
 
             await asyncio.gather(*(worker(n) for n in range(16)))
             assert db.stats()["retries"] == sum(calls.values()) - len(op_ids)
-            assert db.stats()["retries"] > 0
 
     asyncio.run(main())
     with pgkeel.Database(pg_url, min_size=1) as db:
@@ -272,5 +270,64 @@ def test_async_lost_commit_and_savepoint(pg_url: str) -> None:
                 await db.run_transaction(fn)
             assert calls == 1
             assert await db.fetch_val("SELECT 1") == 1
+
+    asyncio.run(main())
+
+
+ON_CALL = """
+CREATE TABLE doctor (id int PRIMARY KEY, on_call bool NOT NULL);
+INSERT INTO doctor VALUES (1, true), (2, true);
+"""
+
+
+def test_serialization_conflict_is_retried_once(db: pgkeel.Database) -> None:
+    """Two SERIALIZABLE transactions forced into write skew (a barrier makes both read before
+    either writes): exactly one fails with 40001 and is run again, and both end committed."""
+    db.execute(ON_CALL)
+    barrier = threading.Barrier(2, timeout=30)
+    calls: Counter[int] = Counter()
+
+    def go_off_call(tx: pgkeel.Transaction, me: int) -> None:
+        calls[me] += 1
+        assert tx.fetch_val("SELECT count(*) FROM doctor WHERE on_call") >= 1
+        if calls[me] == 1:
+            barrier.wait()  # both have read; now both write
+        tx.execute("UPDATE doctor SET on_call = false WHERE id = %s", (me,))
+
+    threads = [
+        threading.Thread(target=db.run_transaction, args=(lambda tx, me=me: go_off_call(tx, me),))
+        for me in (1, 2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls.values()) == [1, 2]
+    assert db.stats()["retries"] == 1
+    assert db.fetch_val("SELECT count(*) FROM doctor WHERE on_call") == 0
+
+
+def test_serialization_conflict_is_retried_once_async(pg_url: str) -> None:
+    """The same forced write skew with two asyncio tasks: one retry, both committed."""
+
+    async def main() -> None:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=2, max_size=2) as db:
+            await db.execute(ON_CALL)
+            barrier = asyncio.Barrier(2)
+            calls: Counter[int] = Counter()
+
+            async def go_off_call(tx: pgkeel.AsyncTransaction, me: int) -> None:
+                calls[me] += 1
+                assert await tx.fetch_val("SELECT count(*) FROM doctor WHERE on_call") >= 1
+                if calls[me] == 1:
+                    await barrier.wait()
+                await tx.execute("UPDATE doctor SET on_call = false WHERE id = %s", (me,))
+
+            async with asyncio.timeout(30):
+                await asyncio.gather(
+                    *(db.run_transaction(lambda tx, me=me: go_off_call(tx, me)) for me in (1, 2))
+                )
+            assert sorted(calls.values()) == [1, 2]
+            assert db.stats()["retries"] == 1
 
     asyncio.run(main())

@@ -4,11 +4,23 @@ Configuration and pool arguments, counters behind ``stats()``, the leak watcher,
 verdict, the retry backoff and the rules for what is retried, the ``isolation=`` names, when a
 checked-out connection needs a round-trip check, and when it needs a reset before going back. The
 two faces only add the I/O (blocking or awaited) around these.
+
+The session rule: a connection goes back to the pool as clean as a new one. It is reset
+(ROLLBACK, then DISCARD ALL: settings, temp tables, LISTEN, advisory locks, prepared statements,
+cursors; then the session settings are applied again) after every raw use (``connection()``,
+``tx.connection``), after any error or interruption (cancellation, KeyboardInterrupt), when a
+transaction is left open, and after a query method's statement that the client can see changed
+the session without asking the server: a session command tag (SET, RESET, LISTEN, PREPARE,
+DECLARE, CREATE TABLE) or multi-statement text (any result after the first). Those checks read
+what the server already sent, so the hot path (fetch_*/execute) pays no round trip for them; a
+reset costs three or four round trips, paid only by the connections that need it. What this
+cannot see: a single statement whose *function calls* change the session (``SELECT
+set_config(..., false)``, ``SELECT pg_advisory_lock(...)``, ``CREATE TEMP TABLE ... AS``) run
+through fetch_*/execute; run those through ``connection()`` or a transaction's ``connection``.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import random
 import select
@@ -24,9 +36,8 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool.base import AttemptWithBackoff
 
-from pgkeel.config import Config, resolve
+from pgkeel.config import Config, resolve, scrub
 from pgkeel.errors import PoolSizeError
 
 logger = logging.getLogger("pgkeel.pool")
@@ -38,7 +49,7 @@ RETRYABLE: tuple[type[psycopg.Error], ...] = (
 )
 
 #: Command tags after which a connection carries session state that the next user must not see.
-_DIRTY_TAGS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE")
+_DIRTY_TAGS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "CREATE TABLE")
 
 SIZE_QUERY = """\
 SELECT current_setting('max_connections')::int,
@@ -97,78 +108,37 @@ def transaction_ended() -> psycopg.ProgrammingError:
     )
 
 
-class _PollFd(ctypes.Structure):
-    _fields_ = (("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short))
-
-
 _POLL_EVENTS = select.POLLIN | select.POLLERR | select.POLLHUP if hasattr(select, "poll") else 0
-
-
-def _libc_poll() -> Any:
-    """libc's ``poll`` called through ``ctypes.PyDLL``, i.e. *with the GIL held*, or ``None``.
-
-    ``select.poll().poll(0)`` releases the GIL around a call that never blocks. Under thread
-    contention each release hands the GIL to a waiting thread and this one queues to get it
-    back: on the checkout path that was one extra GIL hand-off per query (psycopg itself makes
-    nine), measured as lost throughput with 16 threads. A zero-timeout poll cannot block, so
-    holding the GIL through it is safe.
-    """
-    try:
-        fn = ctypes.PyDLL(None).poll
-    except (AttributeError, OSError, TypeError):  # no libc poll (Windows)
-        return None
-    # No argtypes: converting through them costs more than the call itself; the arguments are
-    # passed as ready-made ctypes values of the C types instead (_ONE, _NOW, a byref).
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_poll = _libc_poll()
-_ONE = ctypes.c_ulong(1)  # nfds_t
-_NOW = ctypes.c_int(0)  # timeout: return at once
 
 
 def socket_ready(conn: psycopg.BaseConnection[Any]) -> bool:
     """True if the server sent something on an idle connection: an error before closing it
     (terminated backend, shutdown) or EOF. Costs one poll(2), no round trip."""
     try:
-        # The poll argument is built once per connection and kept on it.
-        pfd = getattr(conn, "_pgkeel_pollfd", None)
+        # The poll object is built once per connection and kept on it (a pgkeel connection).
+        pfd = getattr(conn, "pollfd", None)
         if pfd is None:
-            pfd = _pollfd_for(conn)
-        if _poll is not None:
-            # > 0: something to read or a hang-up; < 0: the poll failed, so check for real.
-            return bool(_poll(pfd, _ONE, _NOW))
+            pfd = select.poll()
+            pfd.register(conn.pgconn.socket, _POLL_EVENTS)
+            if hasattr(conn, "pollfd"):
+                conn.pollfd = pfd
         return bool(pfd.poll(0))
     except (OSError, psycopg.Error):
         return True
 
 
-def _pollfd_for(conn: psycopg.BaseConnection[Any]) -> Any:
-    fd = conn.pgconn.socket
-    pfd: Any
-    if _poll is not None:
-        # The byref keeps its struct alive.
-        pfd = ctypes.byref(_PollFd(fd, _POLL_EVENTS, 0))
-    else:
-        pfd = select.poll()
-        pfd.register(fd, _POLL_EVENTS)
-    conn._pgkeel_pollfd = pfd  # type: ignore[attr-defined]
-    return pfd
-
-
 #: A connection back in the pool for less than this (seconds) is taken without the socket poll.
 #: It finished a query that long ago; a backend killed in that window fails the next query just
 #: as one killed during it would (psycopg_pool then replaces the connection). Only a hot pool
-#: hands out connections this young, and there the poll, a system call per query made with the
-#: GIL held, cost ~10 % of 16-thread throughput (bench/RESULTS.md).
+#: hands out connections this young, and there the poll, a system call per query, cost ~10 % of
+#: 16-thread throughput (bench/RESULTS.md).
 POLL_AFTER = 0.002
 
 
 def needs_check(conn: psycopg.BaseConnection[Any], check_idle: float) -> bool:
     """Decide if a connection just taken from the pool gets a round-trip check: idle longer
     than ``check_idle``, or idle at least ``POLL_AFTER`` and the server has written to it."""
-    idle = time.monotonic() - getattr(conn, "_pgkeel_idle_since", 0.0)
+    idle = time.monotonic() - getattr(conn, "idle_since", 0.0)
     return idle > check_idle or (idle >= POLL_AFTER and socket_ready(conn))
 
 
@@ -176,16 +146,38 @@ def is_dirty(statusmessage: str | None) -> bool:
     return statusmessage is not None and statusmessage.startswith(_DIRTY_TAGS)
 
 
-class CappedAttempt(AttemptWithBackoff):
-    """psycopg_pool's reconnection backoff, capped, so the pool notices a server back quickly."""
+def left_state(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
+    """After a query method's statement: may the session now differ from a fresh one, as far as
+    the client can tell without a round trip? True for a session command tag (SET, LISTEN...)
+    and for multi-statement text (any result after the first). (A transaction left open is seen
+    by the Database when the connection comes back.)"""
+    return is_dirty(cur.statusmessage) or bool(cur.nextset())
 
-    def __init__(self, *, timeout: float, cap: float):
-        super().__init__(timeout=timeout)
-        self.cap = cap
 
-    def update_delay(self, now: float) -> None:
-        super().update_delay(now)
-        self.delay = min(self.delay, self.cap)
+class LastError:
+    """The last reason the pool could not connect (password-free), for ``health()`` and for
+    the message of a checkout that timed out; cleared by the next successful connection."""
+
+    __slots__ = ("message",)
+
+    def __init__(self) -> None:
+        self.message: str | None = None
+
+    def record(self, exc: BaseException, conninfo: str) -> None:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        self.message = scrub(f"{type(exc).__name__}: {text}", conninfo)
+
+    def clear(self) -> None:
+        self.message = None
+
+
+def not_open_message(name: str | None, closed: bool) -> str:
+    state = "has been closed" if closed else "is not open yet"
+    return (
+        f"the Database (pool {name!r}) {state}: use it as a context manager "
+        "(`with Database(...) as db:`, `async with AsyncDatabase(...) as db:`) or call "
+        "`open()` first"
+    )
 
 
 class Counters:
@@ -238,11 +230,15 @@ class LeakWatcher:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop the watcher thread; with ``wait=False`` (the asyncio face, which must not block
+        its event loop) let it end by itself within one scan interval."""
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._thread = None
+        # A restart gets a fresh event: the old thread may still be about to see this one.
+        self._stop = threading.Event()
 
     def taken(self, key: int, frame: FrameType) -> None:
         # Keep the frame (cheap) and format the stack only if a warning is due.
@@ -319,7 +315,9 @@ class DatabaseBase:
         port = f":{info['port']}" if info.get("port") else ""
         return f"{host}{port}/{info.get('dbname') or ''}"
 
-    def _stats(self, pool_stats: Mapping[str, int]) -> dict[str, Any]:
+    def _stats(
+        self, pool_stats: Mapping[str, int], waiting: int | None, last_error: str | None
+    ) -> dict[str, Any]:
         c = self._counters
         with c.lock:
             own = {
@@ -332,7 +330,9 @@ class DatabaseBase:
         return {
             "size": pool_stats.get("pool_size", 0),
             "available": pool_stats.get("pool_available", 0),
-            "waiting": pool_stats.get("requests_waiting", 0),
+            # Clients waiting now (psycopg_pool's requests_waiting also counts ones that timed
+            # out, until a connection comes back: see pgkeel._compat.waiting).
+            "waiting": pool_stats.get("requests_waiting", 0) if waiting is None else waiting,
             "min_size": self.config.min_size,
             "max_size": self.config.max_size,
             **own,
@@ -341,6 +341,7 @@ class DatabaseBase:
             "connections_lost": pool_stats.get("connections_lost", 0)
             + pool_stats.get("returns_bad", 0),
             "timeouts": pool_stats.get("requests_errors", 0),
+            "last_connection_error": last_error,
         }
 
     def _size_verdict(self, row: tuple[int, int, int], ours: int) -> None:

@@ -9,6 +9,7 @@ without I/O is in ``_database_base.py``.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import weakref
@@ -20,17 +21,18 @@ from typing import Any, Self, TypeVar
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
-from psycopg_pool import ConnectionPool
-from psycopg_pool.base import AttemptWithBackoff
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from pgkeel import types
+from pgkeel._compat import waiting
 from pgkeel._database_base import (
     RETRYABLE,
     SIZE_QUERY,
-    CappedAttempt,
     DatabaseBase,
+    LastError,
     backoff,
     needs_check,
+    not_open_message,
 )
 from pgkeel.config import scrub
 from pgkeel.copy import BulkMethods
@@ -42,17 +44,40 @@ __all__ = ["Database"]
 T = TypeVar("T")
 _perf = time.perf_counter
 _monotonic = time.monotonic
+_IDLE = TransactionStatus.IDLE
 
 
-class _Pool(ConnectionPool[psycopg.Connection[Any]]):
-    reconnect_delay_max = 2.0
+logger = logging.getLogger("pgkeel.pool")
 
-    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
-        # psycopg_pool backs off up to minutes between reconnection attempts; cap the delay so
-        # the pool is back within seconds of the server.
-        if attempt is None:
-            attempt = CappedAttempt(timeout=self.reconnect_timeout, cap=self.reconnect_delay_max)
-        super()._add_connection(attempt, growing=growing)
+
+class _Connection(psycopg.Connection[Any]):
+    """A pooled connection: psycopg's, plus what pgkeel keeps about it."""
+
+    #: When it last went back to the pool (``time.monotonic()``).
+    idle_since = 0.0
+    #: The poll object that watches its socket while idle (built on first use).
+    pollfd: Any = None
+
+
+def _connection_class(
+    last_error: LastError, secret_source: str, made: weakref.WeakSet[Any]
+) -> type[_Connection]:
+    """A connection class for one Database: it remembers why connecting last failed (for
+    ``health()`` and timeouts) and which connections exist (for the exit-time cleanup)."""
+
+    class PooledConnection(_Connection):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+            try:
+                conn = super().connect(conninfo, **kwargs)
+            except Exception as exc:
+                last_error.record(exc, secret_source)
+                raise
+            last_error.clear()
+            made.add(conn)
+            return conn
+
+    return PooledConnection
 
 
 class Database(DatabaseBase, QueryMethods, BulkMethods):
@@ -67,15 +92,25 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, options)
-        self._pool = _Pool(
-            **self._pool_kwargs(),
-            configure=partial(_configure, naive_datetime=self.config.naive_datetime),
-        )
-        self._pool.reconnect_delay_max = self.config.reconnect_delay_max
         self._check_idle = self.config.check_idle
+        self._last_error = LastError()
+        self._made: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._pool = self._new_pool()
         self._opened = False
+        self._closed = False
         # Closed on interpreter exit (or when garbage collected) if the user forgot.
-        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._leaks)
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
+
+    def _new_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        return ConnectionPool(
+            **self._pool_kwargs(),
+            connection_class=_connection_class(self._last_error, self.config.conninfo, self._made),
+            configure=partial(_configure, naive_datetime=self.config.naive_datetime),
+            # psycopg_pool retries a lost connection with a backoff that grows to minutes; give
+            # up after reconnect_delay_max instead: the next checkout then starts a new attempt
+            # at once, so the pool is back as soon as the server is.
+            reconnect_timeout=self.config.reconnect_delay_max,
+        )
 
     def __repr__(self) -> str:
         return f"<Database {self._target()} {'open' if self._opened else 'closed'}>"
@@ -89,20 +124,30 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
 
     def open(self, *, wait: bool = True) -> None:
         """Start the pool. With ``wait`` (the default), first connect once to fail fast with the
-        real reason (bad password, unreachable host) and run the pool sizing check."""
+        real reason (bad password, unreachable host) and run the pool sizing check. A closed
+        Database can be opened again (with a new pool)."""
         if self._opened:
             return
         if wait:
             self._probe()
+        if self._closed:
+            # psycopg_pool pools cannot be reopened: start a new one.
+            self._pool = self._new_pool()
+            self._closed = False
         self._pool.open()
         self._opened = True
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
         self._leaks.start()
 
     def close(self) -> None:
-        """Close the pool and its connections."""
+        """Close the pool and its connections (connections still checked out are closed when
+        they come back)."""
         self._opened = False
+        self._closed = True
         self._finalizer.detach()
-        self._leaks.stop()
+        # Never blocks: the leak watcher thread ends by itself within its scan interval.
+        self._leaks.stop(wait=False)
         self._pool.close()
 
     def _probe(self) -> None:
@@ -111,7 +156,9 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         except psycopg.Error as exc:
             message = scrub(str(exc), self.config.conninfo)
             if message != str(exc):
-                raise type(exc)(message) from None
+                # Scrub the original too and keep it as the cause (its SQLSTATE, its class).
+                exc.args = (message,)
+                raise type(exc)(message) from exc
             raise
         try:
             if self.config.size_check != "off":
@@ -122,52 +169,109 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         finally:
             conn.close()
 
+    def _session_setup(self, conn: psycopg.Connection[Any]) -> None:
+        """Re-applies the session settings that a reset discards; filled in by the configuration
+        layer."""
+        return
+
     # --- checkout -------------------------------------------------------------------------
+    #
+    # Every connection taken from the pool goes back to it (or is closed, and psycopg_pool
+    # replaces it), whatever exception, cancellation or timeout hits. On the asyncio face the
+    # return runs where the caller's cancellation cannot reach it (_uninterruptible).
 
     def _acquire(self, timeout: float | None = None) -> psycopg.Connection[Any]:
         t0 = _perf()
-        conn = self._pool.getconn(timeout)
+        try:
+            conn = self._pool.getconn(timeout)
+        except PoolTimeout as exc:
+            raise self._timeout_error(exc) from None
+        except PoolClosed:
+            raise PoolClosed(not_open_message(self._pool.name, self._closed)) from None
         self._counters.checkout(_perf() - t0)
         if needs_check(conn, self._check_idle):
             conn = self._checked(conn, t0 + (self.config.timeout if timeout is None else timeout))
         return conn
 
+    def _timeout_error(self, exc: PoolTimeout) -> PoolTimeout:
+        reason = self._last_error.message
+        if reason is None:
+            return exc
+        return PoolTimeout(f"{exc}; the last connection attempt failed: {reason}")
+
     def _checked(self, conn: psycopg.Connection[Any], deadline: float) -> psycopg.Connection[Any]:
-        """Round-trip check; replace broken connections at once (the pool reconnects)."""
+        """Round-trip check; replace broken connections at once (the pool reconnects). Not
+        psycopg_pool's ``check=``: after a second failed check it waits a second before the
+        next, and after a mass backend termination every idle connection fails its check."""
         while True:
             try:
                 conn.execute("")
             except psycopg.Error:
-                self._pool.putconn(conn)
-                conn = self._pool.getconn(max(deadline - _perf(), 0.001))
+                self._give_back(conn)
+                try:
+                    conn = self._pool.getconn(max(deadline - _perf(), 0.001))
+                except PoolTimeout as exc:
+                    raise self._timeout_error(exc) from None
                 if not needs_check(conn, self._check_idle):
                     return conn
+            except BaseException:
+                self._give_back(conn)
+                raise
             else:
                 return conn
 
     def _release(self, conn: psycopg.Connection[Any], dirty: bool = False) -> None:
-        if dirty or (self._dirty and id(conn) in self._dirty):
-            self._reset(conn)
-        conn._pgkeel_idle_since = _monotonic()  # type: ignore[attr-defined]
+        if (
+            dirty
+            or conn.pgconn.transaction_status != _IDLE
+            or (self._dirty and id(conn) in self._dirty)
+        ):
+            self._give_back(conn, reset=True)
+            return
+        conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
         self._pool.putconn(conn)
+
+    def _give_back(self, conn: psycopg.Connection[Any], reset: bool = False) -> None:
+        """Return a connection to the pool, first bringing it back to the state a new one has
+        if ``reset``. A connection that cannot be reset is closed; the pool replaces it."""
+        self._reset_and_put(conn, reset)
+
+    def _reset_and_put(self, conn: psycopg.Connection[Any], reset: bool) -> None:
+        self._dirty.discard(id(conn))
+        try:
+            if reset and not conn.closed:
+                self._reset(conn)
+        except BaseException as exc:
+            logger.warning("closing a connection that could not be reset: %r", exc)
+            conn.close()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
+            self._pool.putconn(conn)
 
     def _reset(self, conn: psycopg.Connection[Any]) -> None:
         """Bring a connection back to the state a new one has before others get it."""
-        self._dirty.discard(id(conn))
-        if conn.closed:
-            return
-        try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                conn.rollback()
+        if conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
+            # Interrupted in the middle of a query: its state is unknown.
+            raise psycopg.InterfaceError("connection interrupted during a query")
+        if conn.info.transaction_status == TransactionStatus.IDLE:
             conn.set_autocommit(True)
-            conn.set_isolation_level(None)
-            conn.set_read_only(None)
-            conn.set_deferrable(None)
-            conn.row_factory = dict_row
-            # psycopg sees DISCARD ALL and forgets its prepared statements too.
-            conn.execute("DISCARD ALL")
-        except psycopg.Error:
-            conn.close()
+            # Open a transaction only to roll it back: rollback() is where psycopg always
+            # forgets its prepared statements (and deallocates them on the server). It notices
+            # DISCARD ALL only while that text is new to its statement cache: from a connection's
+            # second reset on, the server would drop the statements and psycopg would not
+            # ("prepared statement _pg3_0 does not exist").
+            conn.execute("BEGIN")
+        conn.rollback()
+        conn.set_autocommit(True)
+        conn.set_isolation_level(None)
+        conn.set_read_only(None)
+        conn.set_deferrable(None)
+        conn.row_factory = dict_row
+        # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors.
+        conn.execute("DISCARD ALL")
+        self._session_setup(conn)
 
     def _failed(self) -> None:
         self._counters.error()
@@ -176,8 +280,9 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """The raw psycopg connection (autocommit, dict rows), for anything else. Session state
-        changed here (SET, LISTEN, temp tables...) is discarded when it goes back."""
+        """The raw psycopg connection (autocommit, dict rows), for anything else. It is reset
+        (DISCARD ALL) when it goes back: settings, temp tables, LISTEN, advisory locks and
+        prepared statements do not reach the next user."""
         conn = self._acquire()
         key = id(conn)
         self._leaks.taken(key, sys._getframe(2))
@@ -196,19 +301,21 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         key = id(conn)
         self._leaks.taken(key, sys._getframe(2))
         tx = Transaction(conn, self)
+        dirty = True
         try:
             with begin(conn, isolation, read_only):
                 yield tx
+            dirty = False
         finally:
             tx._end()
             self._leaks.returned(key)
-            self._release(conn)
+            self._release(conn, dirty)
 
     @contextmanager
     def _atomic(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in a transaction (the contract with pgkeel's bulk helpers)."""
         with self.transaction() as tx:
-            yield tx.connection
+            yield tx._raw()
 
     def run_transaction(
         self,
@@ -237,8 +344,8 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
 
     def stats(self) -> dict[str, Any]:
         """Pool and usage figures: size, available, waiting, checkouts, wait times, errors,
-        retries, connections lost."""
-        return self._stats(self._pool.get_stats())
+        retries, connections lost, the last connection error."""
+        return self._stats(self._pool.get_stats(), waiting(self._pool), self._last_error.message)
 
     def health(self, timeout: float = 2.0) -> dict[str, Any]:
         """Run a real round trip (waiting at most ``timeout`` for a connection); return
@@ -249,6 +356,9 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             self._round_trip(timeout)
         except Exception as exc:
             error = f"{type(exc).__name__}: {scrub(str(exc), self.config.conninfo)}"
+            reason = self._last_error.message
+            if isinstance(exc, TimeoutError) and reason and reason not in error:
+                error += f" (the last connection attempt failed: {reason})"
         stats = self.stats()
         return {
             "status": "degraded" if error else "ok",
@@ -259,17 +369,21 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
 
     def _round_trip(self, timeout: float) -> None:
         conn = self._acquire(timeout)
+        dirty = True
         try:
             cur = conn.cursor(row_factory=tuple_row).execute("SELECT 1")
             cur.fetchone()
+            dirty = False
         finally:
-            self._release(conn)
+            self._release(conn, dirty)
 
 
 def _configure(conn: psycopg.Connection[Any], *, naive_datetime: str) -> None:
     types.configure(conn, naive_datetime=naive_datetime)
 
 
-def _shutdown(pool: _Pool, leaks: Any) -> None:
-    leaks.stop()
+def _shutdown(
+    pool: ConnectionPool[psycopg.Connection[Any]], made: weakref.WeakSet[Any], leaks: Any
+) -> None:
+    leaks.stop(wait=False)
     pool.close()

@@ -8,10 +8,11 @@ without I/O is in ``_database_base.py``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Self, TypeVar
@@ -19,17 +20,18 @@ from typing import Any, Self, TypeVar
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
-from psycopg_pool import AsyncConnectionPool
-from psycopg_pool.base import AttemptWithBackoff
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from pgkeel import types
+from pgkeel._compat import waiting
 from pgkeel._database_base import (
     RETRYABLE,
     SIZE_QUERY,
-    CappedAttempt,
     DatabaseBase,
+    LastError,
     backoff,
     needs_check,
+    not_open_message,
 )
 from pgkeel.config import scrub
 from pgkeel.copy_async import AsyncBulkMethods
@@ -41,19 +43,40 @@ __all__ = ["AsyncDatabase"]
 T = TypeVar("T")
 _perf = time.perf_counter
 _monotonic = time.monotonic
+_IDLE = TransactionStatus.IDLE
 
 
-class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
-    reconnect_delay_max = 2.0
+logger = logging.getLogger("pgkeel.pool")
 
-    async def _add_connection(
-        self, attempt: AttemptWithBackoff | None, growing: bool = False
-    ) -> None:
-        # psycopg_pool backs off up to minutes between reconnection attempts; cap the delay so
-        # the pool is back within seconds of the server.
-        if attempt is None:
-            attempt = CappedAttempt(timeout=self.reconnect_timeout, cap=self.reconnect_delay_max)
-        await super()._add_connection(attempt, growing=growing)
+
+class _Connection(psycopg.AsyncConnection[Any]):
+    """A pooled connection: psycopg's, plus what pgkeel keeps about it."""
+
+    #: When it last went back to the pool (``time.monotonic()``).
+    idle_since = 0.0
+    #: The poll object that watches its socket while idle (built on first use).
+    pollfd: Any = None
+
+
+def _connection_class(
+    last_error: LastError, secret_source: str, made: weakref.WeakSet[Any]
+) -> type[_Connection]:
+    """A connection class for one Database: it remembers why connecting last failed (for
+    ``health()`` and timeouts) and which connections exist (for the exit-time cleanup)."""
+
+    class PooledConnection(_Connection):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+            try:
+                conn = await super().connect(conninfo, **kwargs)
+            except Exception as exc:
+                last_error.record(exc, secret_source)
+                raise
+            last_error.clear()
+            made.add(conn)
+            return conn
+
+    return PooledConnection
 
 
 class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
@@ -68,15 +91,25 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, options)
-        self._pool = _Pool(
-            **self._pool_kwargs(),
-            configure=partial(_configure, naive_datetime=self.config.naive_datetime),
-        )
-        self._pool.reconnect_delay_max = self.config.reconnect_delay_max
         self._check_idle = self.config.check_idle
+        self._last_error = LastError()
+        self._made: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._pool = self._new_pool()
         self._opened = False
+        self._closed = False
         # Closed on interpreter exit (or when garbage collected) if the user forgot.
-        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._leaks)
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
+
+    def _new_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        return AsyncConnectionPool(
+            **self._pool_kwargs(),
+            connection_class=_connection_class(self._last_error, self.config.conninfo, self._made),
+            configure=partial(_configure, naive_datetime=self.config.naive_datetime),
+            # psycopg_pool retries a lost connection with a backoff that grows to minutes; give
+            # up after reconnect_delay_max instead: the next checkout then starts a new attempt
+            # at once, so the pool is back as soon as the server is.
+            reconnect_timeout=self.config.reconnect_delay_max,
+        )
 
     def __repr__(self) -> str:
         return f"<AsyncDatabase {self._target()} {'open' if self._opened else 'closed'}>"
@@ -90,20 +123,30 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     async def open(self, *, wait: bool = True) -> None:
         """Start the pool. With ``wait`` (the default), first connect once to fail fast with the
-        real reason (bad password, unreachable host) and run the pool sizing check."""
+        real reason (bad password, unreachable host) and run the pool sizing check. A closed
+        Database can be opened again (with a new pool)."""
         if self._opened:
             return
         if wait:
             await self._probe()
+        if self._closed:
+            # psycopg_pool pools cannot be reopened: start a new one.
+            self._pool = self._new_pool()
+            self._closed = False
         await self._pool.open()
         self._opened = True
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
         self._leaks.start()
 
     async def close(self) -> None:
-        """Close the pool and its connections."""
+        """Close the pool and its connections (connections still checked out are closed when
+        they come back)."""
         self._opened = False
+        self._closed = True
         self._finalizer.detach()
-        self._leaks.stop()
+        # Never blocks: the leak watcher thread ends by itself within its scan interval.
+        self._leaks.stop(wait=False)
         await self._pool.close()
 
     async def _probe(self) -> None:
@@ -112,7 +155,9 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         except psycopg.Error as exc:
             message = scrub(str(exc), self.config.conninfo)
             if message != str(exc):
-                raise type(exc)(message) from None
+                # Scrub the original too and keep it as the cause (its SQLSTATE, its class).
+                exc.args = (message,)
+                raise type(exc)(message) from exc
             raise
         try:
             if self.config.size_check != "off":
@@ -123,11 +168,25 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         finally:
             await conn.close()
 
+    async def _session_setup(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Re-applies the session settings that a reset discards; filled in by the configuration
+        layer."""
+        return
+
     # --- checkout -------------------------------------------------------------------------
+    #
+    # Every connection taken from the pool goes back to it (or is closed, and psycopg_pool
+    # replaces it), whatever exception, cancellation or timeout hits. On the asyncio face the
+    # return runs where the caller's cancellation cannot reach it (_uninterruptible).
 
     async def _acquire(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
         t0 = _perf()
-        conn = await self._pool.getconn(timeout)
+        try:
+            conn = await self._pool.getconn(timeout)
+        except PoolTimeout as exc:
+            raise self._timeout_error(exc) from None
+        except PoolClosed:
+            raise PoolClosed(not_open_message(self._pool.name, self._closed)) from None
         self._counters.checkout(_perf() - t0)
         if needs_check(conn, self._check_idle):
             conn = await self._checked(
@@ -135,44 +194,93 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             )
         return conn
 
+    def _timeout_error(self, exc: PoolTimeout) -> PoolTimeout:
+        reason = self._last_error.message
+        if reason is None:
+            return exc
+        return PoolTimeout(f"{exc}; the last connection attempt failed: {reason}")
+
     async def _checked(
         self, conn: psycopg.AsyncConnection[Any], deadline: float
     ) -> psycopg.AsyncConnection[Any]:
-        """Round-trip check; replace broken connections at once (the pool reconnects)."""
+        """Round-trip check; replace broken connections at once (the pool reconnects). Not
+        psycopg_pool's ``check=``: after a second failed check it waits a second before the
+        next, and after a mass backend termination every idle connection fails its check."""
         while True:
             try:
                 await conn.execute("")
             except psycopg.Error:
-                await self._pool.putconn(conn)
-                conn = await self._pool.getconn(max(deadline - _perf(), 0.001))
+                await self._give_back(conn)
+                try:
+                    conn = await self._pool.getconn(max(deadline - _perf(), 0.001))
+                except PoolTimeout as exc:
+                    raise self._timeout_error(exc) from None
                 if not needs_check(conn, self._check_idle):
                     return conn
+            except BaseException:
+                await self._give_back(conn)
+                raise
             else:
                 return conn
 
     async def _release(self, conn: psycopg.AsyncConnection[Any], dirty: bool = False) -> None:
-        if dirty or (self._dirty and id(conn) in self._dirty):
-            await self._reset(conn)
-        conn._pgkeel_idle_since = _monotonic()  # type: ignore[attr-defined]
-        await self._pool.putconn(conn)
+        if (
+            dirty
+            or conn.pgconn.transaction_status != _IDLE
+            or (self._dirty and id(conn) in self._dirty)
+        ):
+            await self._give_back(conn, reset=True)
+            return
+        conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
+        if True:  # ASYNC
+            await _uninterruptible(self._pool.putconn(conn))
+        else:
+            self._pool.putconn(conn)
+
+    async def _give_back(self, conn: psycopg.AsyncConnection[Any], reset: bool = False) -> None:
+        """Return a connection to the pool, first bringing it back to the state a new one has
+        if ``reset``. A connection that cannot be reset is closed; the pool replaces it."""
+        if True:  # ASYNC
+            await _uninterruptible(self._reset_and_put(conn, reset))
+        else:
+            self._reset_and_put(conn, reset)
+
+    async def _reset_and_put(self, conn: psycopg.AsyncConnection[Any], reset: bool) -> None:
+        self._dirty.discard(id(conn))
+        try:
+            if reset and not conn.closed:
+                await self._reset(conn)
+        except BaseException as exc:
+            logger.warning("closing a connection that could not be reset: %r", exc)
+            await conn.close()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
+            await self._pool.putconn(conn)
 
     async def _reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Bring a connection back to the state a new one has before others get it."""
-        self._dirty.discard(id(conn))
-        if conn.closed:
-            return
-        try:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                await conn.rollback()
+        if conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
+            # Interrupted in the middle of a query: its state is unknown.
+            raise psycopg.InterfaceError("connection interrupted during a query")
+        if conn.info.transaction_status == TransactionStatus.IDLE:
             await conn.set_autocommit(True)
-            await conn.set_isolation_level(None)
-            await conn.set_read_only(None)
-            await conn.set_deferrable(None)
-            conn.row_factory = dict_row
-            # psycopg sees DISCARD ALL and forgets its prepared statements too.
-            await conn.execute("DISCARD ALL")
-        except psycopg.Error:
-            await conn.close()
+            # Open a transaction only to roll it back: rollback() is where psycopg always
+            # forgets its prepared statements (and deallocates them on the server). It notices
+            # DISCARD ALL only while that text is new to its statement cache: from a connection's
+            # second reset on, the server would drop the statements and psycopg would not
+            # ("prepared statement _pg3_0 does not exist").
+            await conn.execute("BEGIN")
+        await conn.rollback()
+        await conn.set_autocommit(True)
+        await conn.set_isolation_level(None)
+        await conn.set_read_only(None)
+        await conn.set_deferrable(None)
+        conn.row_factory = dict_row
+        # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors.
+        await conn.execute("DISCARD ALL")
+        await self._session_setup(conn)
 
     def _failed(self) -> None:
         self._counters.error()
@@ -181,8 +289,9 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """The raw psycopg connection (autocommit, dict rows), for anything else. Session state
-        changed here (SET, LISTEN, temp tables...) is discarded when it goes back."""
+        """The raw psycopg connection (autocommit, dict rows), for anything else. It is reset
+        (DISCARD ALL) when it goes back: settings, temp tables, LISTEN, advisory locks and
+        prepared statements do not reach the next user."""
         conn = await self._acquire()
         key = id(conn)
         self._leaks.taken(key, sys._getframe(2))
@@ -201,19 +310,21 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         key = id(conn)
         self._leaks.taken(key, sys._getframe(2))
         tx = AsyncTransaction(conn, self)
+        dirty = True
         try:
             async with begin_async(conn, isolation, read_only):
                 yield tx
+            dirty = False
         finally:
             tx._end()
             self._leaks.returned(key)
-            await self._release(conn)
+            await self._release(conn, dirty)
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection in a transaction (the contract with pgkeel's bulk helpers)."""
         async with self.transaction() as tx:
-            yield tx.connection
+            yield tx._raw()
 
     async def run_transaction(
         self,
@@ -242,8 +353,8 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     def stats(self) -> dict[str, Any]:
         """Pool and usage figures: size, available, waiting, checkouts, wait times, errors,
-        retries, connections lost."""
-        return self._stats(self._pool.get_stats())
+        retries, connections lost, the last connection error."""
+        return self._stats(self._pool.get_stats(), waiting(self._pool), self._last_error.message)
 
     async def health(self, timeout: float = 2.0) -> dict[str, Any]:
         """Run a real round trip (waiting at most ``timeout`` for a connection); return
@@ -258,6 +369,9 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
                 self._round_trip(timeout)
         except Exception as exc:
             error = f"{type(exc).__name__}: {scrub(str(exc), self.config.conninfo)}"
+            reason = self._last_error.message
+            if isinstance(exc, TimeoutError) and reason and reason not in error:
+                error += f" (the last connection attempt failed: {reason})"
         stats = self.stats()
         return {
             "status": "degraded" if error else "ok",
@@ -268,24 +382,66 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     async def _round_trip(self, timeout: float) -> None:
         conn = await self._acquire(timeout)
+        dirty = True
         try:
             cur = await conn.cursor(row_factory=tuple_row).execute("SELECT 1")
             await cur.fetchone()
+            dirty = False
         finally:
-            await self._release(conn)
+            await self._release(conn, dirty)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any], *, naive_datetime: str) -> None:
     types.configure(conn, naive_datetime=naive_datetime)
 
 
-def _shutdown(pool: _Pool, leaks: Any) -> None:
-    leaks.stop()
+def _shutdown(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], made: weakref.WeakSet[Any], leaks: Any
+) -> None:
+    leaks.stop(wait=False)
     if True:  # ASYNC
         # At interpreter exit (or garbage collection) there is no event loop to await close()
-        # on: end the idle connections' sessions with libpq's blocking call so the server sees
-        # a clean goodbye rather than a dropped socket.
-        for conn in list(getattr(pool, "_pool", ())):
-            conn.pgconn.finish()
+        # on: end the sessions with libpq's blocking call so the server sees a clean goodbye
+        # rather than a dropped socket.
+        for conn in list(made):
+            if not conn.closed:
+                conn.pgconn.finish()
     else:
         pool.close()
+
+
+if True:  # ASYNC
+    #: Tasks finishing a connection's return after their caller was cancelled (kept referenced).
+    _FINISHING: set[asyncio.Task[None]] = set()
+
+    async def _uninterruptible(coro: Coroutine[Any, Any, None]) -> None:
+        """Await ``coro`` so that cancelling the caller cannot stop it halfway.
+
+        Returning a connection to psycopg_pool normally completes without suspending, and then
+        this costs nothing: the first step runs here. If it must wait (for the pool's lock, a
+        reset's round trips), the rest runs in a task of its own, shielded from the caller.
+        """
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
+        task = asyncio.ensure_future(_finish(coro, waiting_on))
+        _FINISHING.add(task)
+        task.add_done_callback(_FINISHING.discard)
+        await asyncio.shield(task)
+
+    async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        """Drive a started coroutine to its end: wait for what it waits on, then resume it."""
+        try:
+            while True:
+                if waiting_on is None:
+                    await asyncio.sleep(0)  # a bare yield
+                else:
+                    await asyncio.wait([waiting_on])
+                try:
+                    waiting_on = coro.send(None)
+                except StopIteration:
+                    return
+        except BaseException:
+            coro.close()
+            raise

@@ -4,7 +4,10 @@
 async): ``execute``, ``execute_many``, ``fetch_one``, ``fetch_all``, ``fetch_val``.
 
 The mixins only need ``_acquire()`` / ``_release()`` (a pooled checkout on a Database, the
-transaction's own connection on a Transaction) and ``_failed()`` (counting). ``Query`` (the type
+transaction's own connection on a Transaction) and ``_failed()`` (counting). ``_release`` is told
+whether the statement may have left session state behind: it did if it raised or was
+interrupted, ended with a session command tag (SET, LISTEN...), or was multi-statement text;
+the Database then resets the connection before anyone else gets it. ``Query`` (the type
 that makes an f-string query a type error) and ``Params`` are in ``_query_base``.
 """
 
@@ -16,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from pgkeel._database_base import is_dirty
+from pgkeel._database_base import is_dirty, left_state
 from pgkeel._query_base import Params, Query
 from pgkeel.rows import RowSpec, row_factory
 
@@ -42,12 +45,12 @@ class QueryMethods:
     def execute(self, query: Query, params: Params = None) -> int:
         """Run one statement; return the number of rows it affected."""
         conn = self._acquire()
-        dirty = False
+        dirty = True
         try:
             cur = conn.cursor()
             cur.execute(query, params)
-            dirty = is_dirty(cur.statusmessage)
             result = cur.rowcount
+            dirty = left_state(cur)
         except BaseException:
             self._failed()
             raise
@@ -60,6 +63,7 @@ class QueryMethods:
     ) -> int:
         """Run one statement per parameter set, all or none; return the rows affected in total."""
         conn = self._acquire()
+        dirty = True
         try:
             cur = conn.cursor()
             if conn.pgconn.transaction_status == _IDLE:
@@ -68,39 +72,44 @@ class QueryMethods:
             else:
                 cur.executemany(query, params_seq)
             result = cur.rowcount
+            dirty = is_dirty(cur.statusmessage)
         except BaseException:
             self._failed()
             raise
         finally:
-            self._release(conn)
+            self._release(conn, dirty)
         return result
 
     def fetch_one(self, query: Query, params: Params = None, *, row: RowSpec = dict) -> Any:
         """Return the first row (built as ``row=`` says), or ``None`` if there is none."""
         conn = self._acquire()
+        dirty = True
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             cur.execute(query, params)
             result = cur.fetchone()
+            dirty = left_state(cur)
         except BaseException:
             self._failed()
             raise
         finally:
-            self._release(conn)
+            self._release(conn, dirty)
         return result
 
     def fetch_all(self, query: Query, params: Params = None, *, row: RowSpec = dict) -> list[Any]:
         """Return all the rows (built as ``row=`` says)."""
         conn = self._acquire()
+        dirty = True
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             cur.execute(query, params)
             result = cur.fetchall()
+            dirty = left_state(cur)
         except BaseException:
             self._failed()
             raise
         finally:
-            self._release(conn)
+            self._release(conn, dirty)
         return result
 
     def fetch_val(self, query: Query, params: Params = None) -> Any:

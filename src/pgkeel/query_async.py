@@ -2,7 +2,10 @@
 async): ``execute``, ``execute_many``, ``fetch_one``, ``fetch_all``, ``fetch_val``.
 
 The mixins only need ``_acquire()`` / ``_release()`` (a pooled checkout on a Database, the
-transaction's own connection on a Transaction) and ``_failed()`` (counting). ``Query`` (the type
+transaction's own connection on a Transaction) and ``_failed()`` (counting). ``_release`` is told
+whether the statement may have left session state behind: it did if it raised or was
+interrupted, ended with a session command tag (SET, LISTEN...), or was multi-statement text;
+the Database then resets the connection before anyone else gets it. ``Query`` (the type
 that makes an f-string query a type error) and ``Params`` are in ``_query_base``.
 """
 
@@ -14,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from pgkeel._database_base import is_dirty
+from pgkeel._database_base import is_dirty, left_state
 from pgkeel._query_base import Params, Query
 from pgkeel.rows import RowSpec, row_factory
 
@@ -40,12 +43,12 @@ class AsyncQueryMethods:
     async def execute(self, query: Query, params: Params = None) -> int:
         """Run one statement; return the number of rows it affected."""
         conn = await self._acquire()
-        dirty = False
+        dirty = True
         try:
             cur = conn.cursor()
             await cur.execute(query, params)
-            dirty = is_dirty(cur.statusmessage)
             result = cur.rowcount
+            dirty = left_state(cur)
         except BaseException:
             self._failed()
             raise
@@ -58,6 +61,7 @@ class AsyncQueryMethods:
     ) -> int:
         """Run one statement per parameter set, all or none; return the rows affected in total."""
         conn = await self._acquire()
+        dirty = True
         try:
             cur = conn.cursor()
             if conn.pgconn.transaction_status == _IDLE:
@@ -66,25 +70,28 @@ class AsyncQueryMethods:
             else:
                 await cur.executemany(query, params_seq)
             result = cur.rowcount
+            dirty = is_dirty(cur.statusmessage)
         except BaseException:
             self._failed()
             raise
         finally:
-            await self._release(conn)
+            await self._release(conn, dirty)
         return result
 
     async def fetch_one(self, query: Query, params: Params = None, *, row: RowSpec = dict) -> Any:
         """Return the first row (built as ``row=`` says), or ``None`` if there is none."""
         conn = await self._acquire()
+        dirty = True
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             await cur.execute(query, params)
             result = await cur.fetchone()
+            dirty = left_state(cur)
         except BaseException:
             self._failed()
             raise
         finally:
-            await self._release(conn)
+            await self._release(conn, dirty)
         return result
 
     async def fetch_all(
@@ -92,15 +99,17 @@ class AsyncQueryMethods:
     ) -> list[Any]:
         """Return all the rows (built as ``row=`` says)."""
         conn = await self._acquire()
+        dirty = True
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             await cur.execute(query, params)
             result = await cur.fetchall()
+            dirty = left_state(cur)
         except BaseException:
             self._failed()
             raise
         finally:
-            await self._release(conn)
+            await self._release(conn, dirty)
         return result
 
     async def fetch_val(self, query: Query, params: Params = None) -> Any:

@@ -70,13 +70,20 @@ class Transaction(QueryMethods, BulkMethods):
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
-        """The psycopg connection the transaction runs on."""
+        """The psycopg connection the transaction runs on. Whatever is done with it, it is
+        reset (DISCARD ALL) when the transaction ends, before anyone else gets it."""
+        conn = self._raw()
+        if self._db is not None:
+            self._db._dirty.add(id(conn))
+        return conn
+
+    def _raw(self) -> psycopg.Connection[Any]:
         if self._conn is None:
             raise transaction_ended()
         return self._conn
 
     def _acquire(self) -> psycopg.Connection[Any]:
-        return self.connection
+        return self._raw()
 
     def _release(self, conn: psycopg.Connection[Any], dirty: bool = False) -> None:
         if dirty and self._db is not None:
@@ -92,7 +99,7 @@ class Transaction(QueryMethods, BulkMethods):
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """A nested transaction (SAVEPOINT): rolled back alone if its block raises."""
-        conn = self.connection
+        conn = self._raw()
         inner = Transaction(conn, self._db)
         try:
             with conn.transaction():
@@ -103,6 +110,6 @@ class Transaction(QueryMethods, BulkMethods):
     @contextmanager
     def _atomic(self) -> Iterator[psycopg.Connection[Any]]:
         """The tx's connection inside a savepoint (the contract with pgkeel's bulk helpers)."""
-        conn = self.connection
+        conn = self._raw()
         with conn.transaction():
             yield conn

@@ -70,13 +70,20 @@ class AsyncTransaction(AsyncQueryMethods, AsyncBulkMethods):
 
     @property
     def connection(self) -> psycopg.AsyncConnection[Any]:
-        """The psycopg connection the transaction runs on."""
+        """The psycopg connection the transaction runs on. Whatever is done with it, it is
+        reset (DISCARD ALL) when the transaction ends, before anyone else gets it."""
+        conn = self._raw()
+        if self._db is not None:
+            self._db._dirty.add(id(conn))
+        return conn
+
+    def _raw(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
             raise transaction_ended()
         return self._conn
 
     async def _acquire(self) -> psycopg.AsyncConnection[Any]:
-        return self.connection
+        return self._raw()
 
     async def _release(self, conn: psycopg.AsyncConnection[Any], dirty: bool = False) -> None:
         if dirty and self._db is not None:
@@ -92,7 +99,7 @@ class AsyncTransaction(AsyncQueryMethods, AsyncBulkMethods):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTransaction]:
         """A nested transaction (SAVEPOINT): rolled back alone if its block raises."""
-        conn = self.connection
+        conn = self._raw()
         inner = AsyncTransaction(conn, self._db)
         try:
             async with conn.transaction():
@@ -103,6 +110,6 @@ class AsyncTransaction(AsyncQueryMethods, AsyncBulkMethods):
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """The tx's connection inside a savepoint (the contract with pgkeel's bulk helpers)."""
-        conn = self.connection
+        conn = self._raw()
         async with conn.transaction():
             yield conn
