@@ -309,7 +309,12 @@ class DatabaseBase:
             "name": cfg.name,
             # One statement is one transaction: no BEGIN/ROLLBACK round trips around single
             # queries; transaction() issues BEGIN itself.
-            "kwargs": {"autocommit": True, "row_factory": dict_row},
+            "kwargs": {
+                **cfg.connect_kwargs,
+                "autocommit": True,
+                "row_factory": dict_row,
+                "prepare_threshold": cfg.prepare_threshold,
+            },
             "open": False,
         }
 

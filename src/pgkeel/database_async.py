@@ -8,6 +8,8 @@ without I/O is in ``_database_base.py``.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import sys
 import time
 import weakref
@@ -31,14 +33,16 @@ from pgkeel._database_base import (
     backoff,
     needs_check,
 )
-from pgkeel.config import scrub
+from pgkeel.config import SERVER_SETTINGS_DEFAULTS, SessionSettings, scrub
 from pgkeel.copy_async import AsyncBulkMethods
+from pgkeel.errors import ConfigError
 from pgkeel.query_async import AsyncQueryMethods
 from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
 
 __all__ = ["AsyncDatabase"]
 
 T = TypeVar("T")
+logger = logging.getLogger("pgkeel.pool")
 _perf = time.perf_counter
 _monotonic = time.monotonic
 
@@ -68,9 +72,27 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, options)
+        if True:  # ASYNC
+            pass
+        else:
+            if inspect.iscoroutinefunction(self.config.configure):
+                raise ConfigError(
+                    "option configure=: Database calls configure synchronously, and this one "
+                    "is async; pass a plain function, or use the asyncio face"
+                )
+        self._session = SessionSettings(self.config)
+        kwargs = self._pool_kwargs()
+        # A callable, so that session_settings="auto" can switch the pool to the connection
+        # string without settings once it knows the server refuses them at startup.
+        kwargs["conninfo"] = partial(_conninfo, self._session, kwargs["kwargs"])
         self._pool = _Pool(
-            **self._pool_kwargs(),
-            configure=partial(_configure, naive_datetime=self.config.naive_datetime),
+            **kwargs,
+            configure=partial(
+                _configure,
+                naive_datetime=self.config.naive_datetime,
+                session=self._session,
+                user_configure=self.config.configure,
+            ),
         )
         self._pool.reconnect_delay_max = self.config.reconnect_delay_max
         self._check_idle = self.config.check_idle
@@ -108,13 +130,23 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     async def _probe(self) -> None:
         try:
-            conn = await psycopg.AsyncConnection.connect(self.config.conninfo)
+            conn = await _first_connection(self._session, self._pool_kwargs()["kwargs"])
         except psycopg.Error as exc:
             message = scrub(str(exc), self.config.conninfo)
             if message != str(exc):
                 raise type(exc)(message) from None
             raise
         try:
+            # What every pooled connection gets: a failing configure= fails open() here,
+            # with its own error, rather than the pool retrying it in the background.
+            await _configure(
+                conn,
+                naive_datetime=self.config.naive_datetime,
+                session=self._session,
+                user_configure=self.config.configure,
+            )
+            if self._session.mode == "server":
+                await self._check_server_settings(conn)
             if self.config.size_check != "off":
                 cur = await conn.cursor(row_factory=tuple_row).execute(SIZE_QUERY)
                 row = await cur.fetchone()
@@ -122,6 +154,26 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
                 self._size_verdict(row, ours=1)
         finally:
             await conn.close()
+
+    async def _check_server_settings(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """With session_settings="server", warn about each default timeout the server leaves
+        off (0), since pgkeel does not send it."""
+        cur = await conn.cursor(row_factory=tuple_row).execute(
+            "SELECT name FROM pg_settings WHERE name = ANY(%s) AND setting = '0' ORDER BY name",
+            [list(SERVER_SETTINGS_DEFAULTS)],
+        )
+        off = [row[0] for row in await cur.fetchall()]
+        if off:
+            logger.warning(
+                "session_settings='server' but the server has no %s for this role and "
+                "database; set them there, e.g. ALTER ROLE ... SET statement_timeout = '30s'",
+                ", ".join(off),
+            )
+
+    async def _session_setup(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Re-apply the session settings after a reset (DISCARD ALL) when they are not in the
+        startup packet (which DISCARD ALL keeps)."""
+        await _apply_settings(conn, self._session)
 
     # --- checkout -------------------------------------------------------------------------
 
@@ -171,6 +223,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             conn.row_factory = dict_row
             # psycopg sees DISCARD ALL and forgets its prepared statements too.
             await conn.execute("DISCARD ALL")
+            await self._session_setup(conn)
         except psycopg.Error:
             await conn.close()
 
@@ -275,8 +328,69 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             await self._release(conn)
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any], *, naive_datetime: str) -> None:
+async def _configure(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    naive_datetime: str,
+    session: SessionSettings,
+    user_configure: Callable[[Any], Any] | None,
+) -> None:
+    """Set up a new connection: pgkeel's adapters, the session settings, then the user's
+    configure= (last, so its adapters win)."""
     types.configure(conn, naive_datetime=naive_datetime)
+    await _apply_settings(conn, session)
+    if user_configure is not None:
+        if True:  # ASYNC
+            result = user_configure(conn)
+            if inspect.isawaitable(result):
+                await result
+        else:
+            user_configure(conn)
+
+
+async def _apply_settings(conn: psycopg.AsyncConnection[Any], session: SessionSettings) -> None:
+    statement = session.statement()
+    if statement is not None:
+        # Never prepared: behind PgBouncer a prepared statement may not find its server.
+        await conn.execute(statement[0], statement[1], prepare=False)
+
+
+async def _first_connection(
+    session: SessionSettings, kwargs: dict[str, Any]
+) -> psycopg.AsyncConnection[Any]:
+    """Connect once; for session_settings="auto", first learn whether the server takes the
+    settings in the startup packet (PgBouncer refuses them, or ignores them if configured to)."""
+    if session.decided:
+        return await psycopg.AsyncConnection.connect(session.conninfo(), **kwargs)
+    try:
+        conn = await psycopg.AsyncConnection.connect(session.conninfo(), **kwargs)
+    except psycopg.OperationalError as exc:
+        if not session.startup_refused(exc):
+            raise
+        session.use_set(f"the server refused the startup packet's options ({_first_line(exc)})")
+        return await psycopg.AsyncConnection.connect(session.conninfo(), **kwargs)
+    try:
+        cur = await conn.cursor(row_factory=tuple_row).execute(
+            session.IGNORED_QUERY, [session.names()], prepare=False
+        )
+        session.started([row[0] for row in await cur.fetchall()])
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _conninfo(session: SessionSettings, kwargs: dict[str, Any]) -> str:
+    """The pool's connection string (open(wait=False) leaves "auto" undecided until here)."""
+    if not session.decided:
+        conn = await _first_connection(session, kwargs)
+        await conn.close()
+    return session.conninfo()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _shutdown(pool: _Pool, leaks: Any) -> None:
