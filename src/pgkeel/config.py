@@ -844,8 +844,10 @@ class SessionSettings:
         self.mode = "set"
         logger.info(
             "%s: applying %s with SET on each new connection and after each reset "
-            "(session_settings='set'). Behind PgBouncer in transaction mode make them role or "
-            "database settings (ALTER ROLE ... SET) and pass session_settings='server'",
+            "(session_settings='set'). Behind PgBouncer in transaction mode a SET stays on "
+            "the server connection that ran it: make them role or database settings (ALTER "
+            "ROLE ... SET), pass session_settings='server', and prepare_threshold=None before "
+            "PgBouncer 1.21",
             why,
             ", ".join(self.names()),
         )
