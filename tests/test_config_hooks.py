@@ -8,6 +8,7 @@ import asyncio
 import enum
 import logging
 import time
+import traceback
 from typing import Any
 
 import psycopg
@@ -205,3 +206,32 @@ def test_session_settings_server(pg_url: str, caplog: pytest.LogCaptureFixture) 
     with pgkeel.Database(pg_url, min_size=1, max_size=1, session_settings="server") as db:
         assert db.fetch_val("SHOW statement_timeout") == "5s"
     assert not [r for r in caplog.records if "session_settings" in r.getMessage()]
+
+
+CANARY = "canary-Opt-4d2e"
+
+
+@pytest.mark.parametrize("mode", ["auto", "set"])
+def test_secret_setting_echoed_by_server_never_leaks(
+    pg_server: Any, pg_url: str, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    """A server that echoes a bad secret-named setting (-c password_encryption=<canary>) in its
+    error: the canary, and an sslpassword canary, are in no error, traceback, health report,
+    log record (the pool's own included) or repr."""
+    caplog.set_level(logging.DEBUG)
+    url = psycopg.conninfo.make_conninfo(
+        pg_url, sslpassword=CANARY + "-ssl", options=f"-c password_encryption={CANARY}"
+    )
+    seen: list[str] = []
+    extra = {} if mode == "auto" else {"session_settings": mode}  # auto: the default
+    db = pgkeel.Database(url, min_size=1, max_size=1, timeout=0.5, **extra)
+    seen += [repr(db), repr(db.config), str(db.config)]
+    with pytest.raises(psycopg.Error) as info:
+        db.open()
+    seen.append("".join(traceback.format_exception(info.value)))
+    assert "password_encryption" in seen[-1]  # the server's error is there, value masked
+    db.open(wait=False)
+    seen.append(str(db.health(timeout=0.5)))
+    db.close()
+    seen += [r.getMessage() + str(r.args) for r in caplog.records]
+    assert not [text for text in seen if CANARY in text]

@@ -145,6 +145,12 @@ class Config:
         """The connection string with every secret masked."""
         return redact(self.conninfo)
 
+    def scrub(self, text: str) -> str:
+        """Remove every secret of this configuration from ``text`` (an error message)."""
+        secrets = _secrets_in(self.conninfo) + _secrets_in(self.plain_conninfo)
+        secrets += [v for k, v in self.settings if _secret_name(k) and len(v) > 3]
+        return _scrub(text, secrets)
+
     def __repr__(self) -> str:
         fields = []
         for f in dataclasses.fields(self):

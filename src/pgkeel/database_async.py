@@ -60,6 +60,23 @@ class _Pool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         await super()._add_connection(attempt, growing=growing)
 
 
+class _Connection(psycopg.AsyncConnection[Any]):
+    """psycopg's connection whose connection errors carry no secret of the connection string
+    (a server echoes a bad ``-c`` value in its FATAL message; psycopg_pool logs the error)."""
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        try:
+            return await super().connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            raise _scrubbed(exc, conninfo) from None
+
+
+def _scrubbed(exc: psycopg.Error, conninfo: str) -> psycopg.Error:
+    message = scrub(str(exc), conninfo)
+    return exc if message == str(exc) else type(exc)(message)
+
+
 class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
     """A pooled PostgreSQL database, production defaults applied. Use as a context manager
     (``async with`` on the asyncio face) or call :meth:`open` / :meth:`close`.
@@ -87,6 +104,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         kwargs["conninfo"] = partial(_conninfo, self._session, kwargs["kwargs"])
         self._pool = _Pool(
             **kwargs,
+            connection_class=_Connection,
             configure=partial(
                 _configure,
                 naive_datetime=self.config.naive_datetime,
@@ -129,13 +147,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         await self._pool.close()
 
     async def _probe(self) -> None:
-        try:
-            conn = await _first_connection(self._session, self._pool_kwargs()["kwargs"])
-        except psycopg.Error as exc:
-            message = scrub(str(exc), self.config.conninfo)
-            if message != str(exc):
-                raise type(exc)(message) from None
-            raise
+        conn = await _first_connection(self._session, self._pool_kwargs()["kwargs"])
         try:
             # What every pooled connection gets: a failing configure= fails open() here,
             # with its own error, rather than the pool retrying it in the background.
@@ -351,8 +363,13 @@ async def _configure(
 async def _apply_settings(conn: psycopg.AsyncConnection[Any], session: SessionSettings) -> None:
     statement = session.statement()
     if statement is not None:
-        # Never prepared: behind PgBouncer a prepared statement may not find its server.
-        await conn.execute(statement[0], statement[1], prepare=False)
+        try:
+            # Never prepared: behind PgBouncer a prepared statement may not find its server.
+            await conn.execute(statement[0], statement[1], prepare=False)
+        except psycopg.Error as exc:
+            # The server's message quotes a bad value, and a value may be a secret.
+            message = session.config.scrub(str(exc))
+            raise (exc if message == str(exc) else type(exc)(message)) from None
 
 
 async def _first_connection(
@@ -361,14 +378,14 @@ async def _first_connection(
     """Connect once; for session_settings="auto", first learn whether the server takes the
     settings in the startup packet (PgBouncer refuses them, or ignores them if configured to)."""
     if session.decided:
-        return await psycopg.AsyncConnection.connect(session.conninfo(), **kwargs)
+        return await _Connection.connect(session.conninfo(), **kwargs)
     try:
-        conn = await psycopg.AsyncConnection.connect(session.conninfo(), **kwargs)
+        conn = await _Connection.connect(session.conninfo(), **kwargs)
     except psycopg.OperationalError as exc:
         if not session.startup_refused(exc):
             raise
         session.use_set(f"the server refused the startup packet's options ({_first_line(exc)})")
-        return await psycopg.AsyncConnection.connect(session.conninfo(), **kwargs)
+        return await _Connection.connect(session.conninfo(), **kwargs)
     try:
         cur = await conn.cursor(row_factory=tuple_row).execute(
             session.IGNORED_QUERY, [session.names()], prepare=False
