@@ -111,3 +111,32 @@ def test_prepare_threshold_none_survives_server_switch(
             else:
                 with pytest.raises(pg_errors.InvalidSqlStatementName):
                     run()
+
+
+def test_server_settings_through_pgbouncer(
+    pg_url: str, pgbouncer_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The README's transaction-mode recipe: database settings + session_settings='server' +
+    prepare_threshold=None work through PgBouncer with no SET, on every server connection."""
+    caplog.set_level(logging.INFO, logger="pgkeel")
+    dbname = str(psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} SET statement_timeout = '100ms'").format(
+                psycopg.sql.Identifier(dbname)
+            )
+        )
+    url = pgbouncer_factory(default_pool_size=2)(pg_url)
+    options: dict[str, Any] = {"session_settings": "server", "prepare_threshold": None}
+    with pgkeel.Database(url, min_size=2, max_size=2, size_check="off", **options) as db:
+        with db.connection() as a, db.connection() as b:
+            for conn in (a, b):  # two server connections, both with the setting
+                conn.execute("BEGIN")
+                assert conn.execute("SHOW statement_timeout").fetchone() == {
+                    "statement_timeout": "100ms"
+                }
+            for conn in (a, b):
+                conn.execute("ROLLBACK")
+        with pytest.raises(pg_errors.QueryCanceled):
+            db.fetch_val("SELECT pg_sleep(3)")
+    assert not [r for r in caplog.records if r.name == "pgkeel.config"]  # no switch to SET

@@ -82,8 +82,9 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
 
     ``url`` defaults to ``DATABASE_URL``, then to libpq's own ``PG*`` variables and service
     file; ``options`` are pgkeel's (``min_size``, ``max_size``, ``timeout``, ``size_check``,
-    ``ssl``, ``leak_timeout``, ``naive_datetime``, ``statement_timeout``...) or any libpq
-    connection parameter. See :func:`pgkeel.config.resolve`.
+    ``ssl``, ``leak_timeout``, ``naive_datetime``, ``statement_timeout``, ``session_settings``,
+    ``configure``, ``prepare_threshold``, ``connect_kwargs``...) or any libpq connection
+    parameter. See :class:`pgkeel.config.Config` and :func:`pgkeel.config.resolve`.
     """
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
