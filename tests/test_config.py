@@ -435,7 +435,16 @@ def test_service_file_sslmode_and_system_file(tmp_path: Path) -> None:
 # --- schemes ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["mysql://u:pw@h/db", "sqlite:///tmp/x.db", "MariaDB://h/db"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u:pw@h/db",
+        "sqlite:///tmp/x.db",
+        "MariaDB://h/db",
+        "postgresql+psycopg://u:pw@h/db",
+        "jdbc:postgresql://h/db",
+    ],
+)
 def test_other_schemes_say_unsupported(url: str) -> None:
     """A non-PostgreSQL URL says its scheme is not supported (not libpq's "missing '='")."""
     with pytest.raises(ConfigError, match="scheme") as info:

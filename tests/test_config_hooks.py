@@ -84,6 +84,19 @@ def test_sync_database_refuses_async_configure(pg_url: str) -> None:
         pgkeel.Database(pg_url, configure=configure)
 
 
+def test_sync_database_refuses_configure_returning_awaitable(pg_url: str) -> None:
+    """A plain function that returns a coroutine (a lambda around an async one) is caught at
+    open(), not silently left un-awaited."""
+
+    async def setup(conn: Any) -> None:
+        pass
+
+    db = pgkeel.Database(pg_url, min_size=1, max_size=1, configure=lambda conn: setup(conn))
+    with pytest.raises(ConfigError, match="awaitable"):
+        db.open()
+    db.close()
+
+
 class _MarkedJson(Loader):
     def load(self, data: Any) -> Any:
         return ("user loader", bytes(data).decode())

@@ -349,15 +349,19 @@ def resolve(
 
 
 def _check_scheme(source: str, where: str) -> None:
-    head = source.strip()
-    scheme, sep, _ = head.partition("://")
-    valid = sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme)
-    if valid and scheme.lower() not in _SUPPORTED_SCHEMES:
-        raise ConfigError(
-            f"{where} uses the {scheme}:// scheme, which pgkeel does not support: it "
-            "connects to PostgreSQL only; use postgresql://user:password@host:port/dbname "
-            "(or postgres://, or a key=value string such as 'host=... dbname=...')"
-        )
+    scheme, sep, _ = source.strip().partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.:\-]*", scheme):
+        return  # a key=value string (or nothing): libpq judges it
+    if scheme.lower() in _SUPPORTED_SCHEMES:
+        return
+    hint = ""
+    if "postgres" in scheme.lower():
+        hint = " (drop the driver part: SQLAlchemy's postgresql+psycopg:// is postgresql:// here)"
+    raise ConfigError(
+        f"{where} uses the {scheme}:// scheme, which pgkeel does not support{hint}: it connects "
+        "to PostgreSQL only; use postgresql://user:password@host:port/dbname (or postgres://, "
+        "or a key=value string such as 'host=... dbname=...')"
+    )
 
 
 # --- the options string: libpq hands it to the server, which splits it like a command line ---

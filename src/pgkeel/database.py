@@ -341,7 +341,14 @@ def _configure(
     types.configure(conn, naive_datetime=naive_datetime)
     _apply_settings(conn, session)
     if user_configure is not None:
-        user_configure(conn)
+        result = user_configure(conn)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise ConfigError(
+                "option configure= returned an awaitable, which Database cannot await; "
+                "pass a plain function, or use the asyncio face"
+            )
 
 
 def _apply_settings(conn: psycopg.Connection[Any], session: SessionSettings) -> None:

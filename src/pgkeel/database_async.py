@@ -353,12 +353,17 @@ async def _configure(
     types.configure(conn, naive_datetime=naive_datetime)
     await _apply_settings(conn, session)
     if user_configure is not None:
-        if True:  # ASYNC
-            result = user_configure(conn)
-            if inspect.isawaitable(result):
+        result = user_configure(conn)
+        if inspect.isawaitable(result):
+            if True:  # ASYNC
                 await result
-        else:
-            user_configure(conn)
+            else:
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise ConfigError(
+                    "option configure= returned an awaitable, which Database cannot await; "
+                    "pass a plain function, or use the asyncio face"
+                )
 
 
 async def _apply_settings(conn: psycopg.AsyncConnection[Any], session: SessionSettings) -> None:
