@@ -14,6 +14,7 @@ from pgkeel.config import redact, resolve
 from pgkeel.errors import ConfigError
 
 URL = "postgresql://app:s3cr3t-pw@db.internal:5432/shop"
+CANARY = "canary-Secret-91b7"
 
 
 def params(cfg: pgkeel.config.Config) -> dict[str, str]:
@@ -205,11 +206,16 @@ def test_options_escapes_round_trip() -> None:
     assert settings_in(cfg)["lock_timeout"] == "3s"
 
 
-@pytest.mark.parametrize("options", ["-c statement_timeout", "statement_timeout=1s", "-c"])
+@pytest.mark.parametrize(
+    "options",
+    ["-c statement_timeout", "statement_timeout=1s", "-c", f"-c app.password= {CANARY}"],
+)
 def test_malformed_options_raise(options: str) -> None:
-    """A setting without a value, or a word that is not a switch, is a ConfigError."""
-    with pytest.raises(ConfigError, match="options"):
+    """A setting without a value, or a word that is not a switch, is a ConfigError (which does
+    not quote the stray word: it may be a secret)."""
+    with pytest.raises(ConfigError, match="options") as info:
         resolve("host=localhost", {"options": options}, {})
+    assert CANARY not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -323,8 +329,6 @@ def test_session_settings_modes_shape_the_connection_string() -> None:
 
 
 # --- secrets ---------------------------------------------------------------------------------
-
-CANARY = "canary-Secret-91b7"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import enum
 import logging
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -243,6 +244,32 @@ def test_secret_setting_echoed_by_server_never_leaks(
         db.open()
     seen.append("".join(traceback.format_exception(info.value)))
     assert "password_encryption" in seen[-1]  # the server's error is there, value masked
+    db.open(wait=False)
+    seen.append(str(db.health(timeout=0.5)))
+    db.close()
+    seen += [r.getMessage() + str(r.args) for r in caplog.records]
+    assert not [text for text in seen if CANARY in text]
+
+
+def test_passfile_password_never_leaks(
+    pg_url: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A (wrong) password that libpq reads from a passfile shows up in no error, health report,
+    log record or repr either."""
+    caplog.set_level(logging.DEBUG)
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:*:{CANARY}-pass\n")
+    passfile.chmod(0o600)
+    info = psycopg.conninfo.conninfo_to_dict(pg_url)
+    info.pop("password")
+    url = psycopg.conninfo.make_conninfo("", **info, passfile=str(passfile))
+    seen: list[str] = []
+    db = pgkeel.Database(url, min_size=1, max_size=1, timeout=0.5)
+    seen += [repr(db), repr(db.config), str(db.config)]
+    with pytest.raises(psycopg.OperationalError) as exc:
+        db.open()
+    seen.append("".join(traceback.format_exception(exc.value)))
+    assert "password authentication failed" in seen[-1]
     db.open(wait=False)
     seen.append(str(db.health(timeout=0.5)))
     db.close()

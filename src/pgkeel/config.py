@@ -408,8 +408,10 @@ def parse_options(options: str) -> tuple[list[str], dict[str, str]]:
         word = words[i]
         i += 1
         if not word.startswith("-") or word == "-":
+            # Not quoted back: the stray word may be a value, and a value may be a secret.
             raise ConfigError(
-                f"options: {word!r} is not a switch; settings are written -c name=value"
+                f"options: word {i} is not a switch; settings are written -c name=value "
+                "(a space inside a value is written \\ followed by the space)"
             )
         j = 1
         while j < len(word):
