@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from pathlib import Path
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -13,6 +14,7 @@ from pgkeel.config import redact, resolve
 from pgkeel.errors import ConfigError
 
 URL = "postgresql://app:s3cr3t-pw@db.internal:5432/shop"
+CANARY = "canary-Secret-91b7"
 
 
 def params(cfg: pgkeel.config.Config) -> dict[str, str]:
@@ -149,3 +151,314 @@ def test_setting_seconds_never_round_to_no_limit() -> None:
     assert "-c statement_timeout=0" in p["options"]
     with pytest.raises(ConfigError, match="negative"):
         resolve("postgresql://u@localhost/db", {"lock_timeout": -1}, {})
+
+
+# --- the options string ------------------------------------------------------------------------
+
+
+def settings_in(cfg: pgkeel.config.Config) -> dict[str, str]:
+    """The settings the server will see, read back from the options string it gets."""
+    options = params(cfg).get("options", "")
+    words = options.replace("\\ ", "\0").split()
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        if words[i] == "-c":
+            name, _, value = words[i + 1].replace("\0", " ").partition("=")
+            out[name] = value
+            i += 2
+        else:
+            i += 1
+    return out
+
+
+def test_other_setting_does_not_drop_a_default() -> None:
+    """-c deadlock_timeout=2s in the URL keeps the lock_timeout default (not a substring test)."""
+    cfg = resolve("postgresql://u@localhost/db?options=-c%20deadlock_timeout%3D2s", {}, {})
+    got = settings_in(cfg)
+    assert got["deadlock_timeout"] == "2s"
+    assert got["lock_timeout"] == "10s"
+    assert got["statement_timeout"] == "30s"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        "-c statement_timeout=1s",
+        "-cstatement_timeout=1s",
+        "--statement_timeout=1s",
+        "--statement-timeout=1s",
+        "-c Statement_Timeout=1s",
+    ],
+)
+def test_user_setting_in_any_form_wins(options: str) -> None:
+    """A setting the URL gives in any form the server accepts wins over pgkeel's default."""
+    cfg = resolve("host=localhost dbname=db", {"options": options}, {})
+    assert settings_in(cfg)["statement_timeout"] == "1s"
+    assert dict(cfg.settings)["statement_timeout"] == "1s"
+
+
+def test_options_escapes_round_trip() -> None:
+    """Backslash escapes in options are read like the server does and written back escaped."""
+    cfg = resolve("host=localhost", {"options": r"-c search_path=a,\ b -c lock_timeout=3s"}, {})
+    assert dict(cfg.settings)["search_path"] == "a, b"
+    assert settings_in(cfg)["search_path"] == "a, b"
+    assert settings_in(cfg)["lock_timeout"] == "3s"
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["-c statement_timeout", "statement_timeout=1s", "-c", f"-c app.password= {CANARY}"],
+)
+def test_malformed_options_raise(options: str) -> None:
+    """A setting without a value, or a word that is not a switch, is a ConfigError (which does
+    not quote the stray word: it may be a secret)."""
+    with pytest.raises(ConfigError, match="options") as info:
+        resolve("host=localhost", {"options": options}, {})
+    assert CANARY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["30s -c search_path=evil", "soon", "-1s", "30 seconds", "1e3", "30s;"]
+)
+def test_environment_settings_validated(value: str) -> None:
+    """PGKEEL_STATEMENT_TIMEOUT and its siblings must be a duration: nothing else reaches the
+    options string."""
+    with pytest.raises(ConfigError, match="PGKEEL_STATEMENT_TIMEOUT"):
+        resolve("host=localhost", {}, {"PGKEEL_STATEMENT_TIMEOUT": value})
+
+
+def test_environment_durations_accepted() -> None:
+    """Valid durations from the environment pass, with every PostgreSQL time unit."""
+    for value, want in [("45s", "45s"), ("1.5 s", "1.5s"), ("2min", "2min"), ("250", "250")]:
+        cfg = resolve("host=localhost", {}, {"PGKEEL_LOCK_TIMEOUT": value})
+        assert settings_in(cfg)["lock_timeout"] == want
+
+
+# --- option values -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_size", True),
+        ("max_size", "10"),
+        ("max_size", 2.5),
+        ("max_size", 0),
+        ("timeout", "5"),
+        ("timeout", float("nan")),
+        ("timeout", float("inf")),
+        ("timeout", 0),
+        ("timeout", -1),
+        ("leak_timeout", -0.5),
+        ("ssl", True),
+        ("session_settings", "sometimes"),
+        ("prepare_threshold", -1),
+        ("prepare_threshold", True),
+        ("prepare_threshold", "5"),
+        ("configure", "not callable"),
+        ("connect_kwargs", ["context"]),
+        ("connect_kwargs", {"autocommit": False}),
+        ("connect_kwargs", {"row_factory": None}),
+        ("connect_kwargs", {"sslmode": "disable"}),
+        ("connect_kwargs", {"bogus": 1}),
+        ("statement_timeout", "30 seconds"),
+        ("statement_timeout", True),
+    ],
+)
+def test_bad_option_values_name_the_option(option: str, value: object) -> None:
+    """A wrong type, a negative or non-finite number, a bad choice: ConfigError naming the
+    option, and never the password."""
+    with pytest.raises(ConfigError) as info:
+        resolve(URL + "?sslmode=verify-full", {option: value, "min_size": 0}, {})
+    message = str(info.value)
+    assert option in message
+    assert "unknown option" not in message  # these options exist
+    assert "min_size" not in message
+    assert "s3cr3t-pw" not in message
+
+
+def test_unknown_option_suggests_the_close_one() -> None:
+    """An unknown option names itself and suggests the option meant."""
+    with pytest.raises(ConfigError, match=r"'configur'.*did you mean 'configure'"):
+        resolve(URL, {"configur": print}, {})
+
+
+def test_new_options_accepted() -> None:
+    """configure, prepare_threshold, connect_kwargs and session_settings are pgkeel options."""
+    cfg = resolve(
+        "host=localhost",
+        {
+            "configure": print,
+            "prepare_threshold": None,
+            "connect_kwargs": {"cursor_factory": None},
+            "session_settings": "set",
+        },
+        {"PGKEEL_PREPARE_THRESHOLD": "3"},
+    )
+    assert cfg.configure is print
+    assert cfg.prepare_threshold is None
+    assert dict(cfg.connect_kwargs) == {"cursor_factory": None}
+    assert (
+        resolve("host=localhost", {}, {"PGKEEL_PREPARE_THRESHOLD": "none"}).prepare_threshold
+        is None
+    )
+    assert resolve("host=localhost", {}, {"PGKEEL_PREPARE_THRESHOLD": "0"}).prepare_threshold == 0
+
+
+def test_session_settings_modes_shape_the_connection_string() -> None:
+    """startup puts the settings in options; set leaves them out (and blanks PGOPTIONS, which
+    PgBouncer would refuse); server sends none of pgkeel's."""
+    env = {"PGOPTIONS": "-c work_mem=8MB"}
+    startup = resolve("host=localhost", {"session_settings": "startup"}, env)
+    assert settings_in(startup)["statement_timeout"] == "30s"
+    assert settings_in(startup)["work_mem"] == "8MB"
+    set_mode = resolve("host=localhost", {"session_settings": "set"}, env)
+    assert params(set_mode)["options"] == ""
+    assert dict(set_mode.settings) == {
+        "work_mem": "8MB",
+        "statement_timeout": "30s",
+        "lock_timeout": "10s",
+        "idle_in_transaction_session_timeout": "60s",
+    }
+    auto = resolve("host=localhost", {}, {})
+    assert "options" not in conninfo_to_dict(auto.plain_conninfo)
+    server = resolve("host=localhost", {"session_settings": "server"}, {})
+    assert "options" not in params(server)
+    assert server.settings == ()
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://u@db.internal/x?sslmode=verify-full&sslpassword={CANARY}",
+        f"host=db.internal sslmode=verify-full sslpassword={CANARY}",
+        f"host=db.internal sslmode=verify-full oauth_client_secret={CANARY}",
+        f"host=db.internal sslmode=verify-full options='-c app.api_key={CANARY}'",
+        f"host=db.internal sslmode=verify-full options='-c app.password={CANARY}'",
+        f"postgresql://u:{CANARY}@db.internal/x?sslmode=verify-full",
+    ],
+)
+def test_every_secret_redacted(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """password, sslpassword, oauth_client_secret and secret-looking -c settings appear in no
+    repr, str, safe_conninfo or log record of a Config or a Database."""
+    caplog.set_level(logging.DEBUG)
+    cfg = resolve(url, {}, {})
+    assert CANARY in cfg.conninfo  # there, for libpq
+    db = pgkeel.Database(url)
+    adb = pgkeel.AsyncDatabase(url)
+    seen = [repr(cfg), str(cfg), cfg.safe_conninfo, redact(url), repr(db), str(db), repr(adb)]
+    seen += [repr(db.config), str(db.stats())]
+    seen += [r.getMessage() + str(r.args) for r in caplog.records]
+    assert not [text for text in seen if CANARY in text]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://u@db.internal:notaport/x?sslpassword={CANARY}",
+        f"host=db.internal sslpassword={CANARY} dbname",
+        f"host=db.internal sslpassword='{CANARY} dbname",
+        f"mysql://u:{CANARY}@db.internal/x",
+        f"postgresql://u@db.internal/x?sslpassword={CANARY}&bogus=1",
+        f"host=db.internal sslmode=require sslpassword={CANARY}",
+    ],
+)
+def test_secret_not_in_config_errors(url: str) -> None:
+    """A ConfigError (malformed URL, unknown parameter, SSL policy) never shows a secret."""
+    with pytest.raises(ConfigError) as info:
+        resolve(url, {"ssl": "required"}, {})
+    text = "".join(traceback.format_exception(info.value))
+    assert CANARY not in text
+
+
+# --- SSL policy ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "prefer", "require", "verify-ca"])
+def test_ssl_required_means_verify_full(sslmode: str) -> None:
+    """ssl='required' refuses every sslmode below verify-full, require included (no certificate
+    check: open to a man in the middle)."""
+    with pytest.raises(ConfigError, match="verify-full"):
+        resolve(f"postgresql://u@db.example/x?sslmode={sslmode}", {"ssl": "required"}, {})
+
+
+def test_ssl_verify_ca_said_explicitly() -> None:
+    """sslmode=verify-ca passes only with ssl='verify-ca'; that still refuses require."""
+    resolve("postgresql://u@db.example/x?sslmode=verify-ca", {"ssl": "verify-ca"}, {})
+    with pytest.raises(ConfigError, match="verify-ca"):
+        resolve("postgresql://u@db.example/x?sslmode=verify-ca", {"ssl": "required"}, {})
+    with pytest.raises(ConfigError, match="certificate"):
+        resolve("postgresql://u@db.example/x?sslmode=require", {"ssl": "verify-ca"}, {})
+    # Local hosts need no TLS.
+    resolve("postgresql://u@localhost/x?sslmode=disable", {"ssl": "required"}, {})
+
+
+def _service_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pg_service.conf"
+    path.write_text(body)
+    return path
+
+
+def test_service_file_hosts_get_the_ssl_policy(tmp_path: Path) -> None:
+    """A host that comes from service= (PGSERVICEFILE) is judged like a URL host."""
+    path = _service_file(
+        tmp_path,
+        "# comment\n[other]\nhost=localhost\n\n[prod]\nhost=db.remote.example\nport=5433\n"
+        f"password={CANARY}\n[next]\nsslmode=verify-full\n",
+    )
+    env = {"PGSERVICEFILE": str(path)}
+    with pytest.raises(ConfigError, match=r"db\.remote\.example") as info:
+        resolve("service=prod dbname=x", {"ssl": "required"}, env)
+    assert CANARY not in str(info.value)
+    cfg = resolve("service=prod", {}, env)
+    assert cfg.ssl_warning
+    assert "db.remote.example" in cfg.ssl_warning
+    # PGSERVICE names the service too; an sslmode in the URL still counts.
+    assert resolve("sslmode=verify-full", {"ssl": "required"}, {**env, "PGSERVICE": "prod"})
+    with pytest.raises(ConfigError):
+        resolve("", {"ssl": "required"}, {**env, "PGSERVICE": "prod"})
+
+
+def test_service_file_sslmode_and_system_file(tmp_path: Path) -> None:
+    """The service's own sslmode counts, and PGSYSCONFDIR/pg_service.conf is read when the
+    user file does not define the service."""
+    (tmp_path / "pg_service.conf").write_text("[prod]\nhost=db.remote.example\nsslmode=require\n")
+    env = {"PGSERVICEFILE": str(tmp_path / "missing.conf"), "PGSYSCONFDIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="sslmode=require"):
+        resolve("service=prod", {"ssl": "required"}, env)
+    (tmp_path / "pg_service.conf").write_text(
+        "[prod]\nhost=db.remote.example\nsslmode=verify-full\n"
+    )
+    resolve("service=prod", {"ssl": "required"}, env)
+
+
+# --- schemes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u:pw@h/db",
+        "sqlite:///tmp/x.db",
+        "MariaDB://h/db",
+        "postgresql+psycopg://u:pw@h/db",
+        "jdbc:postgresql://h/db",
+    ],
+)
+def test_other_schemes_say_unsupported(url: str) -> None:
+    """A non-PostgreSQL URL says its scheme is not supported (not libpq's "missing '='")."""
+    with pytest.raises(ConfigError, match="scheme") as info:
+        resolve(url, {}, {})
+    assert url.split("://")[0] in str(info.value)
+    assert "postgresql://" in str(info.value)
+    assert "pw@" not in str(info.value)
+
+
+def test_postgres_schemes_and_key_value_still_work() -> None:
+    """postgresql://, postgres:// (any case) and key=value strings are accepted."""
+    for url in ["postgresql://u@h/db", "postgres://u@h/db", "host=h dbname=db"]:
+        assert params(resolve(url, {"ssl": "off"}, {}))["dbname"] == "db"

@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -37,7 +37,7 @@ from psycopg import IsolationLevel
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
-from pgkeel.config import Config, resolve, scrub
+from pgkeel.config import Config, resolve
 from pgkeel.errors import PoolSizeError
 
 logger = logging.getLogger("pgkeel.pool")
@@ -163,12 +163,22 @@ class LastError:
     def __init__(self) -> None:
         self.message: str | None = None
 
-    def record(self, exc: BaseException, conninfo: str) -> None:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        self.message = scrub(f"{type(exc).__name__}: {text}", conninfo)
+    def record(self, exc: BaseException) -> None:
+        """Remember ``exc`` (already scrubbed by :func:`scrub_error`)."""
+        text = " ".join(str(exc).split())
+        self.message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
     def clear(self) -> None:
         self.message = None
+
+
+def scrub_error(exc: BaseException, scrub: Callable[[str], str]) -> None:
+    """Remove secrets from ``exc``'s message in place, so that the error keeps its class, its
+    SQLSTATE, its diagnostics and its cause while no traceback or log shows the secret."""
+    text = str(exc)
+    clean = scrub(text)
+    if clean != text:
+        exc.args = (clean,)
 
 
 def not_open_message(name: str | None, closed: bool) -> str:
@@ -305,7 +315,12 @@ class DatabaseBase:
             "name": cfg.name,
             # One statement is one transaction: no BEGIN/ROLLBACK round trips around single
             # queries; transaction() issues BEGIN itself.
-            "kwargs": {"autocommit": True, "row_factory": dict_row},
+            "kwargs": {
+                **cfg.connect_kwargs,
+                "autocommit": True,
+                "row_factory": dict_row,
+                "prepare_threshold": cfg.prepare_threshold,
+            },
             "open": False,
         }
 

@@ -8,6 +8,7 @@ without I/O is in ``_database_base.py``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import sys
 import time
@@ -32,21 +33,21 @@ from pgkeel._database_base import (
     backoff,
     needs_check,
     not_open_message,
+    scrub_error,
 )
-from pgkeel.config import scrub
+from pgkeel.config import SERVER_SETTINGS_DEFAULTS, Config, SessionSettings
 from pgkeel.copy_async import AsyncBulkMethods
+from pgkeel.errors import ConfigError
 from pgkeel.query_async import AsyncQueryMethods
 from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
 
 __all__ = ["AsyncDatabase"]
 
 T = TypeVar("T")
+logger = logging.getLogger("pgkeel.pool")
 _perf = time.perf_counter
 _monotonic = time.monotonic
 _IDLE = TransactionStatus.IDLE
-
-
-logger = logging.getLogger("pgkeel.pool")
 
 
 class _Connection(psycopg.AsyncConnection[Any]):
@@ -59,10 +60,12 @@ class _Connection(psycopg.AsyncConnection[Any]):
 
 
 def _connection_class(
-    last_error: LastError, secret_source: str, made: weakref.WeakSet[Any]
+    config: Config, last_error: LastError, made: weakref.WeakSet[Any]
 ) -> type[_Connection]:
-    """A connection class for one Database: it remembers why connecting last failed (for
-    ``health()`` and timeouts) and which connections exist (for the exit-time cleanup)."""
+    """A connection class for one Database: its connection errors carry no secret (a server
+    echoes a bad ``-c`` value in its FATAL message, and psycopg_pool logs the error), and it
+    remembers why connecting last failed (for ``health()`` and timeouts) and which connections
+    exist (for the exit-time cleanup)."""
 
     class PooledConnection(_Connection):
         @classmethod
@@ -70,7 +73,8 @@ def _connection_class(
             try:
                 conn = await super().connect(conninfo, **kwargs)
             except Exception as exc:
-                last_error.record(exc, secret_source)
+                scrub_error(exc, config.scrub)
+                last_error.record(exc)
                 raise
             last_error.clear()
             made.add(conn)
@@ -85,15 +89,26 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     ``url`` defaults to ``DATABASE_URL``, then to libpq's own ``PG*`` variables and service
     file; ``options`` are pgkeel's (``min_size``, ``max_size``, ``timeout``, ``size_check``,
-    ``ssl``, ``leak_timeout``, ``naive_datetime``, ``statement_timeout``...) or any libpq
-    connection parameter. See :func:`pgkeel.config.resolve`.
+    ``ssl``, ``leak_timeout``, ``naive_datetime``, ``statement_timeout``, ``session_settings``,
+    ``configure``, ``prepare_threshold``, ``connect_kwargs``...) or any libpq connection
+    parameter. See :class:`pgkeel.config.Config` and :func:`pgkeel.config.resolve`.
     """
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, options)
+        if True:  # ASYNC
+            pass
+        else:
+            if inspect.iscoroutinefunction(self.config.configure):
+                raise ConfigError(
+                    "option configure=: Database calls configure synchronously, and this one "
+                    "is async; pass a plain function, or use the asyncio face"
+                )
+        self._session = SessionSettings(self.config)
         self._check_idle = self.config.check_idle
         self._last_error = LastError()
         self._made: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._connection_class = _connection_class(self.config, self._last_error, self._made)
         self._pool = self._new_pool()
         self._opened = False
         self._closed = False
@@ -101,10 +116,21 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
 
     def _new_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        kwargs = self._pool_kwargs()
+        # A callable, so that session_settings="auto" can switch the pool to the connection
+        # string without settings once it knows the server refuses them at startup.
+        kwargs["conninfo"] = partial(
+            _conninfo, self._session, self._connection_class, kwargs["kwargs"]
+        )
         return AsyncConnectionPool(
-            **self._pool_kwargs(),
-            connection_class=_connection_class(self._last_error, self.config.conninfo, self._made),
-            configure=partial(_configure, naive_datetime=self.config.naive_datetime),
+            **kwargs,
+            connection_class=self._connection_class,
+            configure=partial(
+                _configure,
+                naive_datetime=self.config.naive_datetime,
+                session=self._session,
+                user_configure=self.config.configure,
+            ),
             # psycopg_pool retries a lost connection with a backoff that grows to minutes; give
             # up after reconnect_delay_max instead: the next checkout then starts a new attempt
             # at once, so the pool is back as soon as the server is.
@@ -150,16 +176,20 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         await self._pool.close()
 
     async def _probe(self) -> None:
+        conn = await _first_connection(
+            self._session, self._connection_class, self._pool_kwargs()["kwargs"]
+        )
         try:
-            conn = await psycopg.AsyncConnection.connect(self.config.conninfo)
-        except psycopg.Error as exc:
-            message = scrub(str(exc), self.config.conninfo)
-            if message != str(exc):
-                # Scrub the original too and keep it as the cause (its SQLSTATE, its class).
-                exc.args = (message,)
-                raise type(exc)(message) from exc
-            raise
-        try:
+            # What every pooled connection gets: a failing configure= fails open() here,
+            # with its own error, rather than the pool retrying it in the background.
+            await _configure(
+                conn,
+                naive_datetime=self.config.naive_datetime,
+                session=self._session,
+                user_configure=self.config.configure,
+            )
+            if self._session.mode == "server":
+                await self._check_server_settings(conn)
             if self.config.size_check != "off":
                 cur = await conn.cursor(row_factory=tuple_row).execute(SIZE_QUERY)
                 row = await cur.fetchone()
@@ -168,10 +198,25 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         finally:
             await conn.close()
 
+    async def _check_server_settings(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """With session_settings="server", warn about each default timeout the server leaves
+        off (0), since pgkeel does not send it."""
+        cur = await conn.cursor(row_factory=tuple_row).execute(
+            "SELECT name FROM pg_settings WHERE name = ANY(%s) AND setting = '0' ORDER BY name",
+            [list(SERVER_SETTINGS_DEFAULTS)],
+        )
+        off = [row[0] for row in await cur.fetchall()]
+        if off:
+            logger.warning(
+                "session_settings='server' but the server has no %s for this role and "
+                "database; set them there, e.g. ALTER ROLE ... SET statement_timeout = '30s'",
+                ", ".join(off),
+            )
+
     async def _session_setup(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Re-applies the session settings that a reset discards; filled in by the configuration
-        layer."""
-        return
+        """Re-apply the session settings after a reset (DISCARD ALL) when they are not in the
+        startup packet (which DISCARD ALL keeps)."""
+        await _apply_settings(conn, self._session)
 
     # --- checkout -------------------------------------------------------------------------
     #
@@ -368,7 +413,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             else:
                 self._round_trip(timeout)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {scrub(str(exc), self.config.conninfo)}"
+            error = f"{type(exc).__name__}: {self.config.scrub(str(exc))}"
             reason = self._last_error.message
             if isinstance(exc, TimeoutError) and reason and reason not in error:
                 error += f" (the last connection attempt failed: {reason})"
@@ -391,8 +436,86 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             await self._release(conn, dirty)
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any], *, naive_datetime: str) -> None:
+async def _configure(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    naive_datetime: str,
+    session: SessionSettings,
+    user_configure: Callable[[Any], Any] | None,
+) -> None:
+    """Set up a new connection: pgkeel's adapters, the session settings, then the user's
+    configure= (last, so its adapters win)."""
     types.configure(conn, naive_datetime=naive_datetime)
+    await _apply_settings(conn, session)
+    if user_configure is not None:
+        result = user_configure(conn)
+        if inspect.isawaitable(result):
+            if True:  # ASYNC
+                await result
+            else:
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise ConfigError(
+                    "option configure= returned an awaitable, which Database cannot await; "
+                    "pass a plain function, or use the asyncio face"
+                )
+
+
+async def _apply_settings(conn: psycopg.AsyncConnection[Any], session: SessionSettings) -> None:
+    statement = session.statement()
+    if statement is not None:
+        try:
+            # Never prepared: behind PgBouncer a prepared statement may not find its server.
+            await conn.execute(statement[0], statement[1], prepare=False)
+        except psycopg.Error as exc:
+            # The server's message quotes a bad value, and a value may be a secret.
+            scrub_error(exc, session.config.scrub)
+            raise
+
+
+async def _first_connection(
+    session: SessionSettings, cls: type[_Connection], kwargs: dict[str, Any]
+) -> psycopg.AsyncConnection[Any]:
+    """Connect once; for session_settings="auto", first learn whether the server takes the
+    settings in the startup packet (PgBouncer refuses them, or ignores them if configured to)."""
+    if session.decided:
+        return await cls.connect(session.conninfo(), **kwargs)
+    try:
+        conn = await cls.connect(session.conninfo(), **kwargs)
+    except psycopg.OperationalError as exc:
+        if not session.startup_refused(exc):
+            raise
+        session.use_set(f"the server refused the startup packet's options ({_first_line(exc)})")
+        return await cls.connect(session.conninfo(), **kwargs)
+    try:
+        cur = await conn.cursor(row_factory=tuple_row).execute(
+            session.IGNORED_QUERY, [session.names()], prepare=False
+        )
+        session.started([row[0] for row in await cur.fetchall()])
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _conninfo(
+    session: SessionSettings, cls: type[_Connection], kwargs: dict[str, Any]
+) -> str:
+    """The pool's connection string (open(wait=False) leaves "auto" undecided until here)."""
+    if not session.decided:
+        try:
+            conn = await _first_connection(session, cls, kwargs)
+        except Exception:
+            # No server answered: still undecided. The pool's own attempt with the startup
+            # packet fails the same way, and is counted and retried like any other.
+            return session.conninfo()
+        await conn.close()
+    return session.conninfo()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _shutdown(
