@@ -16,6 +16,7 @@ from typing import Any
 import click
 import psycopg
 
+from pgkeel import embedded
 from pgkeel.database import Database
 from pgkeel.errors import Error
 
@@ -25,7 +26,11 @@ _url_option = click.option(
     "--url",
     envvar="DATABASE_URL",
     default=None,
-    help="Database URL (default: $DATABASE_URL, else libpq's PG* variables).",
+    # No --url nor $DATABASE_URL: the one rule of pgkeel.embedded.dev_url (PG* variables, else
+    # the running `pgkeel db` development cluster found from the current directory).
+    callback=lambda ctx, param, value: value or embedded.dev_url(),
+    help="Database URL (default: $DATABASE_URL, else libpq's PG* variables when one names a "
+    "server, else the running `pgkeel db` development cluster).",
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 
