@@ -114,3 +114,21 @@ def test_url_helpers_keep_secrets_out() -> None:
     assert "dbname=b" in with_dbname("host=h password=s3cret dbname=a", "b")
     assert "s3cret" not in describe(url)
     assert "host=h" in describe(url)
+
+
+_PLAIN_TEST = """
+import sys
+import psutil
+
+def test_plain(request):
+    assert request.fixturenames == ["request"], request.fixturenames
+    assert "pgkeel.embedded" not in sys.modules
+    assert psutil.Process().children(recursive=True) == []
+"""
+
+
+def test_plugin_is_inert_for_tests_that_do_not_use_it(pytester: pytest.Pytester) -> None:
+    """A plain test in a project with the plugin installed gets no fixture, import or server."""
+    pytester.makepyfile(_PLAIN_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
