@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import psutil
@@ -453,3 +454,26 @@ def test_running_reflects_how_the_cluster_was_last_started(cluster_dir: Path) ->
         assert attached is not None
         assert "sslmode" not in attached.url
         assert _select_one(attached.url) == 1
+
+
+def test_stop_does_not_wait_for_a_forked_child_holding_the_pipe() -> None:
+    """stop() ends the watchdog even while a forked child still holds the watchdog's pipe."""
+    server = embedded.start()
+    watchdog = server._watchdog
+    assert watchdog is not None
+    hold_r, hold_w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: child only reads
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child waits for its pipe to close, then leaves
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os._exit(0)
+    os.close(hold_r)
+    try:
+        server.stop()
+        assert watchdog.poll() is not None, "stop() gave up on its watchdog"
+        assert not server.data_dir.exists()
+    finally:
+        os.close(hold_w)
+        os.waitpid(child, 0)

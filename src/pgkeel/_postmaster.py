@@ -251,13 +251,15 @@ def reap_orphans(tmpdir: Path, uids: set[int]) -> list[Path]:
 
 
 def _watch(config: dict[str, Any]) -> None:
-    """Run ``pg_ctl start`` when asked; on EOF stop the server and remove ``config["remove"]``."""
+    """Run ``pg_ctl start`` when asked; on "stop" or EOF stop the server and remove the files."""
     who = RunAs(config["uid"], config["gid"], config["user"])
     data = Path(config["data"])
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "detach":
             return
+        if command["cmd"] == "stop":
+            break  # an explicit stop: a forked child of the owner may still hold the pipe open
         if command["cmd"] == "start":
             # pg_ctl's output goes to a file: a pipe would be inherited by the postmaster.
             with tempfile.TemporaryFile("w+") as out:

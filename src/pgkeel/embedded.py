@@ -387,6 +387,10 @@ def _spawn_watchdog(
     return watchdog
 
 
+def _is_our_socket_dir(path: Path) -> bool:
+    return path.parent == _tmp_root() and path.name.startswith("pgkeel-sock-")
+
+
 class EmbeddedServer:
     """A running PostgreSQL server owned by this process (see :func:`start`)."""
 
@@ -484,10 +488,14 @@ class EmbeddedServer:
         _LIVE.discard(self)
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
+            with contextlib.suppress(OSError):
+                _tell(watchdog, {"cmd": "stop"})
             _release(watchdog)  # the watchdog stops the server and removes the files...
         _postmaster.stop(self.data_dir)  # ...and so do we, should it have failed: both idempotent
-        for path in (*self._remove, self.socket_dir):
+        for path in self._remove:
             shutil.rmtree(path, ignore_errors=True)
+        if _is_our_socket_dir(self.socket_dir):  # only ours: the path comes from postmaster.pid
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
         self._close_lock()
 
     def _close_lock(self) -> None:
