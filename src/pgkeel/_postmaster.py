@@ -96,25 +96,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _serves(pid: int, data: Path, port: int, socket_dir: str) -> bool:
-    """Whether process ``pid`` is a postmaster on ``data`` (not a reused pid)."""
+def _verdict(pid: int, data: Path) -> bool | None:
+    """Whether process ``pid`` is a postmaster on ``data`` (not a reused pid); None: cannot tell.
+
+    A postmaster runs the ``postgres`` binary, as the owner of its data directory, from inside
+    it (it chdirs there at start).
+    """
     proc = Path(f"/proc/{pid}")
     try:
-        argv = (proc / "cmdline").read_bytes().split(b"\0")
+        argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0]
+        cwd = os.readlink(proc / "cwd")
         owner = proc.stat().st_uid
     except FileNotFoundError:
+        return False if Path("/proc/self").exists() else None
+    except OSError:  # hidden from us (another user's process, hidepid)
+        return None
+    if os.path.basename(argv0) not in (b"postgres", b"postmaster"):
         return False
-    except OSError:  # no /proc, or hidden from us: is a server listening on its socket?
-        return _alive(pid) and _socket_answers(socket_dir, port)
-    if os.path.basename(argv[0]) not in (b"postgres", b"postmaster") or b"-D" not in argv:
-        return False
-    given = argv[argv.index(b"-D") + 1] if argv.index(b"-D") + 1 < len(argv) else b""
     try:
-        same_dir = os.path.samefile(os.fsdecode(given), data)
-        same_owner = owner == data.stat().st_uid
+        return os.path.samefile(cwd, data) and owner == data.stat().st_uid
     except OSError:
         return False
-    return same_dir and same_owner
 
 
 def _socket_answers(socket_dir: str, port: int) -> bool:
@@ -134,9 +136,12 @@ def find(data: Path) -> Postmaster | None:
         pid, port, socket_dir = int(lines[0]), int(lines[3]), lines[4]
     except (OSError, IndexError, ValueError):
         return None
-    if pid <= 0 or not _serves(pid, data, port, socket_dir):
+    if pid <= 0:
         return None
-    return Postmaster(pid, port, socket_dir)
+    verdict = _verdict(pid, data)
+    if verdict is None:  # no /proc to ask: is a server alive and listening on its socket?
+        verdict = _alive(pid) and _socket_answers(socket_dir, port)
+    return Postmaster(pid, port, socket_dir) if verdict else None
 
 
 def remove_stale_pidfile(data: Path) -> None:
@@ -146,7 +151,11 @@ def remove_stale_pidfile(data: Path) -> None:
     the stale pid now belongs to a live process of the server's user.
     """
     pidfile = data / "postmaster.pid"
-    if pidfile.exists() and Path("/proc/self/cmdline").exists() and find(data) is None:
+    try:
+        pid = int(pidfile.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return
+    if _verdict(pid, data) is False:
         with contextlib.suppress(FileNotFoundError):
             pidfile.unlink()
 
