@@ -134,6 +134,7 @@ def test_persistent_cluster_keeps_its_port_across_restarts(dev_cluster: tuple[Pa
     assert again.stdout.strip() == url
     assert _pgkeel("db", "stop", cwd=project).returncode == 0
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as postgres does
         squatter.bind(("127.0.0.1", int(str(port))))
         squatter.listen()
         refused = _pgkeel("db", "start", cwd=project)
