@@ -132,3 +132,25 @@ def test_plugin_is_inert_for_tests_that_do_not_use_it(pytester: pytest.Pytester)
     pytester.makepyfile(_PLAIN_TEST)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_version_marker_applies_without_any_fixture_requested(
+    pytester: pytest.Pytester, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test marked pg(...) that asks for no fixture is still checked (and here skipped)."""
+    monkeypatch.setenv("PGKEEL_TEST_URL", pg_server.url)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.pg(">=999")
+        def test_too_new():
+            raise AssertionError("must be skipped")
+
+        @pytest.mark.pg(">=10")
+        def test_supported():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=1)
