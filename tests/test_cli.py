@@ -220,3 +220,19 @@ def test_db_start_with_data_dir_and_ssl(cluster_dir: Path) -> None:
     finally:
         _pgkeel("db", "stop", "--data-dir", str(data_dir), cwd=cluster_dir)
     assert os.path.exists(data_dir / "PG_VERSION")
+
+
+def test_dev_url_gives_way_to_database_url_and_libpq_variables(
+    dev_cluster: tuple[Path, str],
+) -> None:
+    """dev_url() is the running dev cluster's URL unless DATABASE_URL or a PG* server var is set."""
+    project, url = dev_cluster
+    deeper = project / "a" / "b"
+    deeper.mkdir(parents=True)
+    assert embedded.dev_data_dir(deeper, environ={}) == project / ".pgkeel" / "data"
+    assert embedded.dev_url(deeper, environ={}) == url
+    assert embedded.dev_url(deeper, environ={"PGPASSWORD": "x"}) == url  # names no server
+    for name in ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE"):
+        assert embedded.dev_url(deeper, environ={name: "x"}) is None
+    elsewhere = {"PGKEEL_DATA_DIR": str(project / "nothing-here")}
+    assert embedded.dev_url(deeper, environ=elsewhere) is None
