@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -15,7 +17,19 @@ import pytest
 from pgkeel import embedded
 
 
-def _pgkeel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _clean_env(**extra: str) -> dict[str, str]:
+    """Our environment without anything naming a server (DATABASE_URL, PG*, PGKEEL_DATA_DIR)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PG") and k not in ("DATABASE_URL", "PGKEEL_DATA_DIR")
+    }
+    return {**env, **extra}
+
+
+def _pgkeel(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pgkeel", *args],
         cwd=cwd,
@@ -23,7 +37,19 @@ def _pgkeel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
+        env=_clean_env() if env is None else env,
     )
+
+
+@pytest.fixture
+def dev_cluster(cluster_dir: Path) -> Iterator[tuple[Path, str]]:
+    """A running `pgkeel db` cluster in cluster_dir/.pgkeel: (its project directory, its URL)."""
+    started = _pgkeel("db", "start", cwd=cluster_dir)
+    assert started.returncode == 0, started.stderr
+    try:
+        yield cluster_dir, started.stdout.strip()
+    finally:
+        _pgkeel("db", "stop", cwd=cluster_dir)
 
 
 def test_db_start_url_psql_status_stop(cluster_dir: Path) -> None:
@@ -64,10 +90,120 @@ def test_db_start_url_psql_status_stop(cluster_dir: Path) -> None:
 
 
 def test_db_url_without_a_server_says_how_to_start_one(cluster_dir: Path) -> None:
-    """url/stop on a directory with no server fail with exit 1 and the command to run."""
+    """url on a directory with no server fails with exit 1 and the command to run."""
     result = _pgkeel("db", "url", "--data-dir", str(cluster_dir / "none"), cwd=cluster_dir)
     assert result.returncode == 1
     assert "pgkeel db start" in result.stderr
+
+
+def test_db_stop_when_nothing_runs_is_a_success(cluster_dir: Path) -> None:
+    """stop is idempotent, like systemctl stop: nothing running is exit 0 and "not running"."""
+    result = _pgkeel("db", "stop", cwd=cluster_dir)
+    assert result.returncode == 0, result.stderr
+    assert "not running" in result.stderr
+
+
+def test_stale_pidfile_pointing_at_an_unrelated_process(cluster_dir: Path) -> None:
+    """db stop never signals a reused pid of a stale postmaster.pid; status says not running."""
+    assert _pgkeel("db", "start", cwd=cluster_dir).returncode == 0
+    pidfile = cluster_dir / ".pgkeel" / "data" / "postmaster.pid"
+    lines = pidfile.read_text().splitlines()
+    assert _pgkeel("db", "stop", cwd=cluster_dir).returncode == 0
+    who = embedded._run_as()
+    with subprocess.Popen(["sleep", "300"], user=who.uid, group=who.gid) as unrelated:
+        try:
+            pidfile.write_text("\n".join([str(unrelated.pid), *lines[1:]]) + "\n")
+            status = _pgkeel("db", "status", cwd=cluster_dir)
+            assert status.returncode == 1
+            assert "not running" in status.stdout
+            stopped = _pgkeel("db", "stop", cwd=cluster_dir)
+            assert stopped.returncode == 0
+            assert "not running" in stopped.stderr
+            assert unrelated.poll() is None, "db stop signalled an unrelated process"
+        finally:
+            unrelated.kill()
+
+
+def test_persistent_cluster_keeps_its_port_across_restarts(dev_cluster: tuple[Path, str]) -> None:
+    """stop + start gives the same port (and URL); a taken port is named with the --port fix."""
+    project, url = dev_cluster
+    port = psycopg.conninfo.conninfo_to_dict(url)["port"]
+    assert _pgkeel("db", "stop", cwd=project).returncode == 0
+    again = _pgkeel("db", "start", cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == url
+    assert _pgkeel("db", "stop", cwd=project).returncode == 0
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as postgres does
+        squatter.bind(("127.0.0.1", int(str(port))))
+        squatter.listen()
+        refused = _pgkeel("db", "start", cwd=project)
+    assert refused.returncode == 1
+    assert f"port {port} is taken" in refused.stderr
+    assert "--port" in refused.stderr
+
+
+def test_start_with_options_a_running_server_does_not_match(dev_cluster: tuple[Path, str]) -> None:
+    """db start --port N on a running cluster on another port fails and says how to restart."""
+    project, url = dev_cluster
+    port = int(str(psycopg.conninfo.conninfo_to_dict(url)["port"]))
+    other = port + 1 if port < 65535 else port - 1
+    result = _pgkeel("db", "start", "--port", str(other), cwd=project)
+    assert result.returncode == 1
+    assert "does not match" in result.stderr
+    assert f"pgkeel db stop && pgkeel db start --port {other}" in result.stderr
+    if embedded.supports_ssl(embedded.find_bindir()):
+        tls = _pgkeel("db", "start", "--ssl", cwd=project)
+        assert tls.returncode == 1
+        assert "serves no TLS" in tls.stderr
+        assert "pgkeel db start --ssl" in tls.stderr
+
+
+def test_commands_find_the_cluster_from_a_subdirectory(dev_cluster: tuple[Path, str]) -> None:
+    """From a subdirectory, db url/status and copy (no --url) use the project's dev cluster."""
+    project, url = dev_cluster
+    deeper = project / "src" / "deeper"
+    deeper.mkdir(parents=True)
+    assert _pgkeel("db", "url", cwd=deeper).stdout.strip() == url
+    assert _pgkeel("db", "status", cwd=deeper).returncode == 0
+    exported = _pgkeel("copy", "out", "select 41 + 1 as answer", "out.csv", cwd=deeper)
+    assert exported.returncode == 0, exported.stderr
+    assert (deeper / "out.csv").read_text().splitlines() == ["answer", "42"]
+    # An explicit choice wins: PGKEEL_DATA_DIR names another (stopped) cluster.
+    elsewhere = _clean_env(PGKEEL_DATA_DIR=str(project / "other"))
+    assert _pgkeel("db", "status", cwd=deeper, env=elsewhere).returncode == 1
+
+
+def test_data_dir_variable_is_documented_in_help(cluster_dir: Path) -> None:
+    """--help names PGKEEL_DATA_DIR, and the rule for finding the cluster."""
+    shown = _pgkeel("db", "start", "--help", cwd=cluster_dir).stdout
+    assert "PGKEEL_DATA_DIR" in shown
+    assert "nearest parent" in shown
+
+
+def test_db_psql_keeps_the_password_out_of_argv(
+    dev_cluster: tuple[Path, str], tmp_path: Path
+) -> None:
+    """db psql gives psql the password through its environment, never on its command line."""
+    project, url = dev_cluster
+    password = psycopg.conninfo.conninfo_to_dict(url)["password"]
+    assert isinstance(password, str)
+    # A bin directory like the real one, whose psql records what it was given.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("postgres", "initdb", "pg_ctl"):
+        (bindir / name).symlink_to(embedded.find_bindir() / name)
+    (bindir / "psql").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" > {tmp_path}/argv\nenv > {tmp_path}/env\n'
+    )
+    (bindir / "psql").chmod(0o755)
+    env = _clean_env(PGKEEL_PG_BINDIR=str(bindir))
+    result = _pgkeel("db", "psql", "-c", "select 1", cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    argv = (tmp_path / "argv").read_text()
+    assert password not in argv
+    assert "-c\nselect 1\n" in argv
+    assert f"PGPASSWORD={password}\n" in (tmp_path / "env").read_text()
 
 
 @pytest.mark.usefixtures("require_tls")
@@ -84,3 +220,19 @@ def test_db_start_with_data_dir_and_ssl(cluster_dir: Path) -> None:
     finally:
         _pgkeel("db", "stop", "--data-dir", str(data_dir), cwd=cluster_dir)
     assert os.path.exists(data_dir / "PG_VERSION")
+
+
+def test_dev_url_gives_way_to_database_url_and_libpq_variables(
+    dev_cluster: tuple[Path, str],
+) -> None:
+    """dev_url() is the running dev cluster's URL unless DATABASE_URL or a PG* server var is set."""
+    project, url = dev_cluster
+    deeper = project / "a" / "b"
+    deeper.mkdir(parents=True)
+    assert embedded.dev_data_dir(deeper, environ={}) == project / ".pgkeel" / "data"
+    assert embedded.dev_url(deeper, environ={}) == url
+    assert embedded.dev_url(deeper, environ={"PGPASSWORD": "x"}) == url  # names no server
+    for name in ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE"):
+        assert embedded.dev_url(deeper, environ={name: "x"}) is None
+    elsewhere = {"PGKEEL_DATA_DIR": str(project / "nothing-here")}
+    assert embedded.dev_url(deeper, environ=elsewhere) is None

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
+from psycopg import sql
 
 from pgkeel import embedded
 from pgkeel._certs import make_ca_and_server_cert
@@ -278,30 +280,164 @@ _CHILD = textwrap.dedent(
     server = embedded.start()
     print(server.pid, server.data_dir, flush=True)
     if sys.argv[1] == "wait":
-        time.sleep(60)
+        time.sleep(120)
     """
 )
 
 
+def _gone(path: Path, timeout: float = 60.0) -> bool:
+    """True once ``path`` no longer exists (polled: the watchdog works asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @pytest.mark.parametrize(
-    ("mode", "how"),
-    [("exit", "interpreter exit"), ("wait", "SIGTERM")],
+    ("mode", "sig"),
+    [("exit", None), ("wait", signal.SIGTERM), ("wait", signal.SIGKILL)],
+    ids=["interpreter-exit", "SIGTERM", "SIGKILL"],
 )
-def test_owner_process_ending_stops_the_server(mode: str, how: str) -> None:
-    """A server is stopped and its files removed when its owner ends (exit or SIGTERM)."""
+def test_owner_process_ending_stops_the_server(mode: str, sig: signal.Signals | None) -> None:
+    """A server is stopped and its files removed however its owner ends (exit, SIGTERM, SIGKILL)."""
     with subprocess.Popen(
         [sys.executable, "-c", _CHILD, mode], stdout=subprocess.PIPE, text=True
     ) as child:
         assert child.stdout is not None
         pid_text, data_dir = child.stdout.readline().split()
         pid = int(pid_text)
-        if mode == "wait":
-            time.sleep(0.2)
+        if sig is not None:
             assert psutil.pid_exists(pid)
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(sig)
         child.wait(timeout=30)
-    assert embedded._wait_gone(pid), f"postmaster {pid} survived {how}"
-    assert not Path(data_dir).exists()
+    assert embedded._wait_gone(pid, timeout=60), f"postmaster {pid} outlived its owner ({sig})"
+    assert _gone(Path(data_dir).parent)
+
+
+_DIE_WHILE_STARTING = textwrap.dedent(
+    """
+    import os, signal, time
+    from pgkeel import embedded
+    real_init = embedded.EmbeddedServer.__init__
+
+    def init_then_die(self, **kwargs):
+        # The postmaster runs, but this process has not registered it yet: SIGTERM now.
+        data = kwargs["data_dir"]
+        print(open(data / "postmaster.pid").readline().strip(), data, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+
+    embedded.EmbeddedServer.__init__ = init_then_die
+    embedded.start()
+    """
+)
+
+
+def test_sigterm_during_start_leaves_no_server() -> None:
+    """SIGTERM between pg_ctl start and the server's registration leaves no postmaster or files."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _DIE_WHILE_STARTING], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        pid_text, data_dir = child.stdout.readline().split()
+        assert child.wait(timeout=30) == -signal.SIGTERM
+    assert embedded._wait_gone(int(pid_text), timeout=60), "postmaster outlived SIGTERM at start"
+    assert _gone(Path(data_dir).parent)
+
+
+def test_orphan_of_a_dead_owner_and_watchdog_is_reaped_at_next_start() -> None:
+    """If owner and watchdog both die (kill -9 of both), the next throwaway start reaps it."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, "wait"], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        pid_text, data_dir = child.stdout.readline().split()
+        for helper in psutil.Process(child.pid).children():
+            helper.kill()  # the watchdog first, so that nobody cleans up after the owner
+        child.kill()
+        child.wait(timeout=30)
+    pid = int(pid_text)
+    assert psutil.pid_exists(pid)  # orphaned, as after an OOM kill of the whole group
+    with embedded.start():
+        pass
+    assert embedded._wait_gone(pid, timeout=60)
+    assert not Path(data_dir).parent.exists()
+
+
+def test_password_is_never_sent_in_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cluster's password is in neither pg_stat_statements nor the log, and logging in works."""
+    with embedded.start() as server:
+        assert _select_one(server.url) == 1
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("create extension if not exists pg_stat_statements")
+            seen = conn.execute(
+                "select count(*) from pg_stat_statements where strpos(query, %s) > 0",
+                [server.password],
+            ).fetchone()
+            altered = conn.execute(
+                "select count(*) from pg_stat_statements where query ilike %s", ["%alter role%"]
+            ).fetchone()
+        assert seen == (0,)
+        assert altered == (0,)
+        log = (server.data_dir / "pgkeel-server.log").read_text(errors="replace")
+        assert server.password not in log
+
+
+def test_scram_verifier_is_what_postgresql_accepts() -> None:
+    """A verifier computed by pgkeel for a known password lets that password (only) log in."""
+    with embedded.start() as server, psycopg.connect(server.url, autocommit=True) as conn:
+        verifier = embedded._scram_verifier(
+            "s3cret-Pass", iterations=4096, salt=b"0123456789abcdef"
+        )
+        assert verifier.startswith("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$")
+        conn.execute(sql.SQL("create role alice login password {}").format(sql.Literal(verifier)))
+        good = f"postgresql://alice:s3cret-Pass@127.0.0.1:{server.port}/postgres"
+        assert _select_one(good) == 1
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(good.replace("s3cret-Pass", "s3cret-pass"), connect_timeout=5)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_server_gets_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller's environment (a canary secret, PG* variables) does not reach the postmaster."""
+    monkeypatch.setenv("PGKEEL_CANARY_SECRET", "canary-7f3e")
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=1234kB")
+    with embedded.start() as server:
+        assert server.pid is not None
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+        assert b"canary-7f3e" not in environ
+        assert b"PGOPTIONS" not in environ
+        assert _select_one(server.url) == 1
+
+
+def _stale_pidfile_for(data_dir: Path, pid: int) -> None:
+    """Leave ``data_dir`` as after a crash: its last postmaster.pid, now naming ``pid``."""
+    with embedded.start(data_dir):
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+    lines[0] = str(pid)
+    (data_dir / "postmaster.pid").write_text("\n".join(lines) + "\n")
+
+
+def test_stale_pidfile_with_a_reused_pid_is_not_a_server(cluster_dir: Path) -> None:
+    """A postmaster.pid whose pid another process now has: not a server, no obstacle to start."""
+    data_dir = cluster_dir / "c"
+    who = embedded._run_as()
+    # An unrelated process of the server's own user, so that even PostgreSQL's own check
+    # (kill(pid, 0)) would take it for a live postmaster.
+    with subprocess.Popen(
+        ["sleep", "300"], user=who.uid, group=who.gid, extra_groups=[]
+    ) as unrelated:
+        try:
+            _stale_pidfile_for(data_dir, unrelated.pid)
+            assert embedded.running(data_dir) is None
+            with embedded.start(data_dir) as server:  # a stale pidfile does not block a start
+                assert server.pid not in (None, unrelated.pid)
+                assert _select_one(server.url) == 1
+            assert unrelated.poll() is None
+        finally:
+            unrelated.kill()
 
 
 @needs_tls
@@ -318,3 +454,26 @@ def test_running_reflects_how_the_cluster_was_last_started(cluster_dir: Path) ->
         assert attached is not None
         assert "sslmode" not in attached.url
         assert _select_one(attached.url) == 1
+
+
+def test_stop_does_not_wait_for_a_forked_child_holding_the_pipe() -> None:
+    """stop() ends the watchdog even while a forked child still holds the watchdog's pipe."""
+    server = embedded.start()
+    watchdog = server._watchdog
+    assert watchdog is not None
+    hold_r, hold_w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: child only reads
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child waits for its pipe to close, then leaves
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os._exit(0)
+    os.close(hold_r)
+    try:
+        server.stop()
+        assert watchdog.poll() is not None, "stop() gave up on its watchdog"
+        assert not server.data_dir.exists()
+    finally:
+        os.close(hold_w)
+        os.waitpid(child, 0)

@@ -114,3 +114,43 @@ def test_url_helpers_keep_secrets_out() -> None:
     assert "dbname=b" in with_dbname("host=h password=s3cret dbname=a", "b")
     assert "s3cret" not in describe(url)
     assert "host=h" in describe(url)
+
+
+_PLAIN_TEST = """
+import sys
+import psutil
+
+def test_plain(request):
+    assert request.fixturenames == ["request"], request.fixturenames
+    assert "pgkeel.embedded" not in sys.modules
+    assert psutil.Process().children(recursive=True) == []
+"""
+
+
+def test_plugin_is_inert_for_tests_that_do_not_use_it(pytester: pytest.Pytester) -> None:
+    """A plain test in a project with the plugin installed gets no fixture, import or server."""
+    pytester.makepyfile(_PLAIN_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_version_marker_applies_without_any_fixture_requested(
+    pytester: pytest.Pytester, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test marked pg(...) that asks for no fixture is still checked (and here skipped)."""
+    monkeypatch.setenv("PGKEEL_TEST_URL", pg_server.url)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.pg(">=999")
+        def test_too_new():
+            raise AssertionError("must be skipped")
+
+        @pytest.mark.pg(">=10")
+        def test_supported():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=1)

@@ -1,7 +1,8 @@
 """The ``pgkeel`` command: a thin layer over the public API.
 
-``pgkeel db ...`` manages a persistent embedded server for development (``./.pgkeel/data`` unless
-``--data-dir`` says otherwise), so that ``psql "$(pgkeel db url)"`` works on any machine.
+``pgkeel db ...`` manages a persistent embedded server for development (``.pgkeel/data`` in the
+current directory or a parent, unless ``--data-dir`` / ``$PGKEEL_DATA_DIR`` says otherwise), so
+that ``psql "$(pgkeel db url)"`` works on any machine and from any subdirectory.
 """
 
 from __future__ import annotations
@@ -20,27 +21,36 @@ from pgkeel.errors import Error
 
 __all__ = ["main"]
 
-DEFAULT_DATA_DIR = Path(".pgkeel") / "data"
-
 _data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DATA_DIR,
-    show_default=True,
+    default=None,
     envvar="PGKEEL_DATA_DIR",
-    help="Cluster directory (persistent; reused on the next start).",
+    show_envvar=True,
+    help="Cluster directory (persistent; reused on the next start). Default: .pgkeel/data in "
+    "the current directory or the nearest parent that has one (as git finds .git), else "
+    "./.pgkeel/data.",
 )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pgkeel")
 def main() -> None:
-    """pgkeel: PostgreSQL for Python, production-grade by default."""
+    """pgkeel: PostgreSQL for Python, production-grade by default.
+
+    Commands that connect (``pgkeel copy``...) use, when given no --url: $DATABASE_URL, else
+    libpq's PG* variables when one names a server (PGHOST, PGPORT...), else the running
+    development cluster of ``pgkeel db`` (found as --data-dir describes).
+    """
 
 
 @main.group()
 def db() -> None:
     """A local PostgreSQL server for development, no Docker needed."""
+
+
+def _resolve(data_dir: Path | None) -> Path:
+    return data_dir.absolute() if data_dir is not None else embedded.dev_data_dir()
 
 
 def _running_or_exit(data_dir: Path) -> embedded.EmbeddedServer:
@@ -52,20 +62,44 @@ def _running_or_exit(data_dir: Path) -> embedded.EmbeddedServer:
     return server
 
 
+def _mismatch(server: embedded.EmbeddedServer, port: int | None, ssl: bool) -> str | None:
+    """What in the requested options the running server does not match, or None."""
+    wrong = []
+    if port is not None and port != server.port:
+        wrong.append(f"it listens on port {server.port}, not {port}")
+    if ssl and not server.ssl:
+        wrong.append("it serves no TLS")
+    return "; ".join(wrong) or None
+
+
 @db.command()
 @_data_dir_option
-@click.option("--port", type=int, default=None, help="TCP port (default: a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="TCP port, kept across restarts (default: the cluster's port, a free one when new).",
+)
 @click.option("--ssl", is_flag=True, help="Serve TLS with a generated CA (verify-full).")
-def start(data_dir: Path, port: int | None, ssl: bool) -> None:
+def start(data_dir: Path | None, port: int | None, ssl: bool) -> None:
     """Start (or reuse) the cluster and print its URL."""
-    server = embedded.running(data_dir)
+    where = _resolve(data_dir)
+    server = embedded.running(where)
     if server is None:
         try:
-            server = embedded.start(data_dir, port=port, ssl=ssl)
+            server = embedded.start(where, port=port, ssl=ssl)
         except Error as exc:
             raise click.ClickException(str(exc)) from exc
         server.detach()
         click.echo(f"started PostgreSQL {server.version} on port {server.port}", err=True)
+    elif problem := _mismatch(server, port, ssl):
+        options = " ".join(
+            [*([f"--port {port}"] if port is not None else []), *(["--ssl"] if ssl else [])]
+        )
+        raise click.ClickException(
+            f"the server running on {where} does not match the options given: {problem}. "
+            f"Restart it with them: pgkeel db stop && pgkeel db start {options}"
+        )
     else:
         click.echo(f"already running on port {server.port}", err=True)
     click.echo(server.url)
@@ -73,21 +107,27 @@ def start(data_dir: Path, port: int | None, ssl: bool) -> None:
 
 @db.command()
 @_data_dir_option
-def stop(data_dir: Path) -> None:
-    """Stop the cluster (its data stays)."""
-    _running_or_exit(data_dir).stop()
+def stop(data_dir: Path | None) -> None:
+    """Stop the cluster (its data stays); exit 0 when it is not running."""
+    where = _resolve(data_dir)
+    server = embedded.running(where)
+    if server is None:
+        click.echo(f"not running ({where})", err=True)
+        return
+    server.stop()
     click.echo("stopped", err=True)
 
 
 @db.command()
 @_data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def status(data_dir: Path, as_json: bool) -> None:
+def status(data_dir: Path | None, as_json: bool) -> None:
     """Say whether the cluster runs; exit 1 when it does not."""
-    server = embedded.running(data_dir)
+    where = _resolve(data_dir)
+    server = embedded.running(where)
     info = {
         "running": server is not None,
-        "data_dir": str(data_dir.absolute()),
+        "data_dir": str(where),
         "port": server.port if server else None,
         "pid": server.pid if server else None,
         "version": server.version if server else None,
@@ -103,22 +143,26 @@ def status(data_dir: Path, as_json: bool) -> None:
 
 @db.command()
 @_data_dir_option
-def url(data_dir: Path) -> None:
+def url(data_dir: Path | None) -> None:
     """Print the cluster's URL (it holds the password: treat it as a secret)."""
-    click.echo(_running_or_exit(data_dir).url)
+    click.echo(_running_or_exit(_resolve(data_dir)).url)
 
 
 @db.command(context_settings={"ignore_unknown_options": True})
 @_data_dir_option
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
-def psql(data_dir: Path, psql_args: tuple[str, ...]) -> None:
+def psql(data_dir: Path | None, psql_args: tuple[str, ...]) -> None:
     """Open psql on the cluster; extra arguments go to psql."""
-    server = _running_or_exit(data_dir)
+    server = _running_or_exit(_resolve(data_dir))
     binary = server.bindir / "psql"
     found = str(binary) if os.access(binary, os.X_OK) else shutil.which("psql")
     if not found:
         raise click.ClickException("psql not found; install the PostgreSQL client")
-    os.execv(found, [found, server.url, *psql_args])  # noqa: S606 - replacing ourselves with psql
+    # The password goes in the environment, readable only by us and root, not in the argv that
+    # every user sees in `ps`.
+    env = {**os.environ, "PGPASSWORD": server.password}
+    target = server.url_for("postgres", with_password=False)
+    os.execve(found, [found, target, *psql_args], env)  # noqa: S606 - replacing ourselves with psql
 
 
 main.add_command(copy_group)

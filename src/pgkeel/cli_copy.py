@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 import click
 import psycopg
 
+from pgkeel import embedded
 from pgkeel._bulk_base import parse_header
 from pgkeel.database import Database
 from pgkeel.errors import Error
@@ -42,7 +43,11 @@ _url_option = click.option(
     "--url",
     envvar="DATABASE_URL",
     default=None,
-    help="Database URL (default: $DATABASE_URL, else libpq's PG* variables).",
+    # No --url nor $DATABASE_URL: the one rule of pgkeel.embedded.dev_url (PG* variables, else
+    # the running `pgkeel db` development cluster found from the current directory).
+    callback=lambda ctx, param, value: value or embedded.dev_url(),
+    help="Database URL (default: $DATABASE_URL, else libpq's PG* variables when one names a "
+    "server, else the running `pgkeel db` development cluster).",
 )
 _json_option = click.option(
     "--json",

@@ -3,43 +3,49 @@
 ``start()`` finds server binaries (see :func:`find_bindir`), copies a cached ``initdb``'d
 template into a throwaway or persistent data directory, and runs the server on 127.0.0.1 and a
 private unix socket with password authentication. As root it runs the server as an unprivileged
-user, since PostgreSQL refuses to run as root. Servers are stopped on ``stop()``, context exit,
-interpreter exit and SIGTERM, so no postgres process outlives its owner.
+user, since PostgreSQL refuses to run as root, with a minimal environment. Servers are stopped
+on ``stop()``, context exit and interpreter exit; when the owner dies any other way (a signal,
+SIGKILL, the OOM killer), a watchdog process (see :mod:`pgkeel._postmaster`) stops the server and
+removes a throwaway cluster's files.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
-import dataclasses
 import hashlib
+import hmac
 import importlib.util
+import json
 import logging
 import os
 import pwd
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg import sql
 
+from pgkeel import _postmaster
 from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "EmbeddedServer",
+    "dev_data_dir",
+    "dev_url",
     "find_bindir",
     "running",
     "start",
@@ -54,6 +60,7 @@ _BINARIES = ("postgres", "initdb", "pg_ctl")
 _PASSWORD_FILE = "pgkeel.password"  # noqa: S105 - a file name, not a password
 _CONF_FILE = "pgkeel.conf"
 _LOG_FILE = "pgkeel-server.log"
+_STATE_FILE = "pgkeel.json"  # what a persistent cluster keeps between starts: its port
 _START_TIMEOUT_S = 60
 
 #: Settings every embedded server gets unless ``settings=`` overrides them: what pgkeel's own
@@ -196,33 +203,7 @@ def _pkglibdir(bindir: Path) -> Path | None:
 # --- running as an unprivileged user when we are root -----------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _RunAs:
-    """Who runs the server: ourselves, or (when we are root) an unprivileged system user."""
-
-    uid: int
-    gid: int
-    name: str
-
-    @property
-    def is_other(self) -> bool:
-        return self.uid != os.geteuid()
-
-    def run(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        if self.is_other:
-            kwargs.update(user=self.uid, group=self.gid, extra_groups=[])
-            kwargs.setdefault("cwd", "/")
-            kwargs["env"] = {**os.environ, "HOME": "/", "USER": self.name, "LOGNAME": self.name}
-        return subprocess.run(args, text=True, check=False, **kwargs)  # noqa: S603
-
-    def own(self, path: Path) -> None:
-        """Give ``path`` (recursively) to the server's user; a no-op when that is us."""
-        if not self.is_other:
-            return
-        os.chown(path, self.uid, self.gid)
-        for root, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)
+_RunAs = _postmaster.RunAs
 
 
 def _run_as() -> _RunAs:
@@ -346,24 +327,68 @@ def _conf_value(value: object) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def _read_pidfile(data_dir: Path) -> tuple[int, int, str] | None:
-    """(pid, port, socket dir) of a running server, from its postmaster.pid, or None."""
-    try:
-        lines = (data_dir / "postmaster.pid").read_text().splitlines()
-        pid, port, sockdir = int(lines[0]), int(lines[3]), lines[4]
-    except (OSError, IndexError, ValueError):
-        return None
-    return (pid, port, sockdir) if _alive(pid) else None
+def _scram_verifier(password: str, *, iterations: int = 4096, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802 / RFC 7677).
+
+    Sent instead of the password, so that the clear text never reaches the server, its log or
+    ``pg_stat_statements``. pgkeel's passwords are ASCII, which SASLprep leaves unchanged.
+    """
+    salt = secrets.token_bytes(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def _alive(pid: int) -> bool:
+def _tell(watchdog: subprocess.Popen[str], message: Mapping[str, object]) -> None:
+    assert watchdog.stdin is not None
+    watchdog.stdin.write(json.dumps(message) + "\n")
+    watchdog.stdin.flush()
+
+
+def _release(watchdog: subprocess.Popen[str]) -> None:
+    """Close the watchdog's pipe (it then stops the server unless detached) and wait for it."""
+    with contextlib.suppress(OSError):
+        if watchdog.stdin is not None:
+            watchdog.stdin.close()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by the server's user
-    return True
+        watchdog.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        logger.warning(
+            "pgkeel watchdog %s did not finish; stopping the server directly", watchdog.pid
+        )
+    if watchdog.stdout is not None:
+        watchdog.stdout.close()
+
+
+def _spawn_watchdog(
+    data: Path, who: _RunAs, remove: list[Path], lock_fd: int | None
+) -> subprocess.Popen[str]:
+    """Start the process that runs ``pg_ctl start`` and stops the server when we die."""
+    if not sys.executable:
+        raise EmbeddedServerError("cannot find the Python interpreter to run pgkeel's watchdog")
+    watchdog = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-I", "-S", _postmaster.__file__],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_postmaster.minimal_env(pwd.getpwuid(os.geteuid()).pw_name),
+        start_new_session=True,  # a terminal's Ctrl-C goes to the owner, which then stops us
+        pass_fds=() if lock_fd is None else (lock_fd,),
+        cwd="/",
+    )
+    config = {"uid": who.uid, "gid": who.gid, "user": who.name, "data": str(data),
+              "remove": [str(p) for p in remove]}  # fmt: skip
+    _tell(watchdog, config)
+    return watchdog
+
+
+def _is_our_socket_dir(path: Path) -> bool:
+    return path.parent == _tmp_root() and path.name.startswith("pgkeel-sock-")
 
 
 class EmbeddedServer:
@@ -381,6 +406,9 @@ class EmbeddedServer:
         throwaway: bool,
         ssl_ca: Path | None,
         run_as: _RunAs,
+        watchdog: subprocess.Popen[str] | None = None,
+        remove: tuple[Path, ...] = (),
+        lock_fd: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.bindir = bindir
@@ -391,6 +419,9 @@ class EmbeddedServer:
         self.ssl_ca = ssl_ca
         self._password = password
         self._run_as = run_as
+        self._watchdog = watchdog
+        self._remove = remove
+        self._lock_fd = lock_fd
         self._stopped = False
         self._owner_pid = os.getpid()
 
@@ -400,8 +431,13 @@ class EmbeddedServer:
 
     @property
     def pid(self) -> int | None:
-        state = _read_pidfile(self.data_dir)
-        return state[0] if state else None
+        """The postmaster's pid, confirmed to be this server's (None once it is gone)."""
+        found = _postmaster.find(self.data_dir)
+        return found.pid if found else None
+
+    @property
+    def ssl(self) -> bool:
+        return self.ssl_ca is not None
 
     @property
     def password(self) -> str:
@@ -412,16 +448,16 @@ class EmbeddedServer:
         """A libpq URL for the ``postgres`` database as the superuser, password included."""
         return self.url_for(SUPERUSER)
 
-    def url_for(self, dbname: str) -> str:
-        """The same URL as :attr:`url` for another database."""
+    def url_for(self, dbname: str, *, with_password: bool = True) -> str:
+        """The same URL as :attr:`url` for another database (optionally without the password)."""
         query: dict[str, str] = {}
         host = "127.0.0.1"
         if self.ssl_ca is not None:
             host = "localhost"  # the name the certificate is for; hostaddr skips DNS
             query = {"hostaddr": "127.0.0.1", "sslmode": "verify-full",
                      "sslrootcert": str(self.ssl_ca)}  # fmt: skip
-        url = f"postgresql://{SUPERUSER}:{quote(self._password, safe='')}@{host}:{self.port}/"
-        url += quote(dbname, safe="")
+        secret = ":" + quote(self._password, safe="") if with_password else ""
+        url = f"postgresql://{SUPERUSER}{secret}@{host}:{self.port}/" + quote(dbname, safe="")
         return url + ("?" + urlencode(query) if query else "")
 
     def __repr__(self) -> str:
@@ -437,6 +473,12 @@ class EmbeddedServer:
     def detach(self) -> None:
         """Leave the server running when this process exits (``pgkeel db start`` does this)."""
         _LIVE.discard(self)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            with contextlib.suppress(OSError):
+                _tell(watchdog, {"cmd": "detach"})
+            _release(watchdog)
+        self._close_lock()
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and, for a throwaway cluster, delete its files."""
@@ -444,24 +486,22 @@ class EmbeddedServer:
             return  # a forked child must not stop its parent's server
         self._stopped = True
         _LIVE.discard(self)
-        _stop_cluster(self.bindir, self.data_dir, self._run_as)
-        if self.throwaway:
-            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
-        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            with contextlib.suppress(OSError):
+                _tell(watchdog, {"cmd": "stop"})
+            _release(watchdog)  # the watchdog stops the server and removes the files...
+        _postmaster.stop(self.data_dir)  # ...and so do we, should it have failed: both idempotent
+        for path in self._remove:
+            shutil.rmtree(path, ignore_errors=True)
+        if _is_our_socket_dir(self.socket_dir):  # only ours: the path comes from postmaster.pid
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+        self._close_lock()
 
-
-def _stop_cluster(bindir: Path, data_dir: Path, who: _RunAs) -> None:
-    for mode in ("fast", "immediate"):
-        result = who.run(
-            [str(bindir / "pg_ctl"), "stop", "-D", str(data_dir), "-m", mode, "-w", "-t", "30"],
-            capture_output=True,
-        )
-        if result.returncode == 0 or _read_pidfile(data_dir) is None:
-            return
-    state = _read_pidfile(data_dir)
-    if state:  # last resort: never leave a postmaster behind
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(state[0], signal.SIGKILL)
+    def _close_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def _write_ssl_files(data_dir: Path) -> Path:
@@ -507,6 +547,10 @@ def _settings_for(
     return merged
 
 
+def _tmp_root() -> Path:
+    return Path(tempfile.gettempdir())
+
+
 def start(
     data_dir: str | os.PathLike[str] | None = None,
     *,
@@ -517,7 +561,8 @@ def start(
     """Start a PostgreSQL server and return it; use it as a context manager to stop it.
 
     ``data_dir=None`` makes a throwaway cluster, deleted at stop; a path makes (or reuses) a
-    persistent one. ``port=None`` picks a free port. ``settings`` override
+    persistent one. ``port=None`` picks a free port for a new cluster; a persistent cluster then
+    keeps that port across restarts (``port=`` moves it). ``settings`` override
     :data:`DEFAULT_SETTINGS` (e.g. ``{"max_connections": 20}``). ``ssl=True`` generates a CA and
     a certificate for ``localhost``; the URL then asks for ``sslmode=verify-full``.
     """
@@ -531,8 +576,12 @@ def start(
     version = _server_version(bindir)
     who = _run_as()
     throwaway = data_dir is None
+    lock_fd: int | None = None
     if data_dir is None:
+        _postmaster.reap_orphans(_tmp_root(), {os.geteuid(), who.uid})
         root = Path(tempfile.mkdtemp(prefix="pgkeel-"))
+        # Held by us and our watchdog: while either lives, no other start reaps this directory.
+        lock_fd = _postmaster.try_lock(root / _postmaster.LOCK_FILE)
         who.own(root)
         data = root / "data"
     else:
@@ -541,10 +590,14 @@ def start(
     try:
         _check_reachable(data.parent, who)
         password = _prepare_data_dir(data, bindir, version, who)
-        server = _launch(data, bindir, version, who, password, port, settings, ssl, throwaway)
+        server = _launch(
+            data, bindir, version, who, password, port, settings, ssl, throwaway, lock_fd
+        )
     except BaseException:
         if throwaway:
             shutil.rmtree(data.parent, ignore_errors=True)
+        if lock_fd is not None:
+            os.close(lock_fd)
         raise
     return server
 
@@ -558,11 +611,12 @@ def _prepare_data_dir(data: Path, bindir: Path, version: str, who: _RunAs) -> st
                 f"{data} holds a PostgreSQL {major} cluster but the binaries in {bindir} are "
                 f"{version}; set PGKEEL_PG_BINDIR to a PostgreSQL {major} bin/ directory."
             )
-        if state := _read_pidfile(data):
+        if found := _postmaster.find(data):
             raise EmbeddedServerError(
-                f"the cluster in {data} is already running (pid {state[0]}, port {state[1]}); "
+                f"the cluster in {data} is already running (pid {found.pid}, port {found.port}); "
                 "use `pgkeel db url` to reach it or `pgkeel db stop` to stop it."
             )
+        _postmaster.remove_stale_pidfile(data)
         if not (data / _PASSWORD_FILE).exists():
             raise EmbeddedServerError(f"{data} is a cluster pgkeel did not create (no password)")
         return None
@@ -576,51 +630,49 @@ def _prepare_data_dir(data: Path, bindir: Path, version: str, who: _RunAs) -> st
     return secrets.token_urlsafe(24)
 
 
+def _remembered_port(data: Path) -> int | None:
+    try:
+        port = json.loads((data / _STATE_FILE).read_text())["port"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return port if isinstance(port, int) else None
+
+
 def _launch(
     data: Path, bindir: Path, version: str, who: _RunAs, new_password: str | None,
     port: int | None, settings: Mapping[str, object] | None, ssl: bool, throwaway: bool,
+    lock_fd: int | None,
 ) -> EmbeddedServer:  # fmt: skip
     data.chmod(0o700)
     ssl_ca = _write_ssl_files(data) if ssl else None
-    socket_dir = Path(tempfile.mkdtemp(prefix="pgkeel-sock-"))
-    for attempt in range(3):
-        chosen = port or _free_port()
-        conf = _settings_for(bindir, chosen, socket_dir, throwaway, ssl, settings)
-        (data / _CONF_FILE).write_text(
-            "# written by pgkeel at each start; edit settings= instead\n"
-            + "".join(f"{k} = {_conf_value(v)}\n" for k, v in conf.items())
+    if throwaway:
+        socket_dir = data.parent / "sock"
+        socket_dir.mkdir(mode=0o700)
+        remove = [data.parent]
+    else:
+        socket_dir = Path(tempfile.mkdtemp(prefix="pgkeel-sock-"))
+        remove = [socket_dir]
+    fixed = port if port is not None or throwaway else _remembered_port(data)
+    watchdog = _spawn_watchdog(data, who, remove, lock_fd)
+    try:
+        chosen = _start_postmaster(
+            watchdog, data, bindir, who, fixed, socket_dir, throwaway, ssl, settings
         )
-        who.own(data)
-        who.own(socket_dir)
-        log = data / _LOG_FILE
-        with contextlib.suppress(FileNotFoundError):
-            log.unlink()
-        # pg_ctl's output goes to a file: a pipe would be inherited by the postmaster and hang us.
-        with tempfile.TemporaryFile("w+") as out:
-            result = who.run(
-                [str(bindir / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w",
-                 "-t", str(_START_TIMEOUT_S), "-s"],
-                stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-            out.seek(0)
-            result.stdout = out.read()
-        if result.returncode == 0:
-            break
-        in_use = log.exists() and "could not bind" in log.read_text(errors="replace")
-        if port is None and in_use and attempt < 2:
-            continue  # somebody took the free port between our check and the bind
-        shutil.rmtree(socket_dir, ignore_errors=True)
-        _fail("pg_ctl start", result, log)
+    except BaseException:
+        _release(watchdog)  # stops whatever started and removes the directories
+        raise
+    if not throwaway:
+        (data / _STATE_FILE).write_text(json.dumps({"port": chosen}) + "\n")
     password_file = data / _PASSWORD_FILE
     password = password_file.read_text().strip()
     server = EmbeddedServer(
         data_dir=data, bindir=bindir, version=version, port=chosen, password=password,
         socket_dir=socket_dir, throwaway=throwaway, ssl_ca=ssl_ca, run_as=who,
+        watchdog=watchdog, remove=tuple(remove), lock_fd=lock_fd,
     )  # fmt: skip
     _LIVE.add(server)
     if server.pid is not None:
         _STARTED.append((server.pid, data))
-    _install_signal_handler()
     if new_password is not None:
         try:
             _set_password(server, new_password)
@@ -634,15 +686,61 @@ def _launch(
     return server
 
 
+def _start_postmaster(
+    watchdog: subprocess.Popen[str], data: Path, bindir: Path, who: _RunAs, fixed: int | None,
+    socket_dir: Path, throwaway: bool, ssl: bool, settings: Mapping[str, object] | None,
+) -> int:  # fmt: skip
+    """Have the watchdog run ``pg_ctl start``; return the port the server listens on."""
+    for attempt in range(3):
+        chosen = fixed or _free_port()
+        conf = _settings_for(bindir, chosen, socket_dir, throwaway, ssl, settings)
+        (data / _CONF_FILE).write_text(
+            "# written by pgkeel at each start; edit settings= instead\n"
+            + "".join(f"{k} = {_conf_value(v)}\n" for k, v in conf.items())
+        )
+        who.own(data)
+        who.own(socket_dir)
+        log = data / _LOG_FILE
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
+        argv = [str(bindir / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w",
+                "-t", str(_START_TIMEOUT_S), "-s"]  # fmt: skip
+        _tell(watchdog, {"cmd": "start", "argv": argv})
+        assert watchdog.stdout is not None
+        reply = watchdog.stdout.readline()
+        if not reply:
+            raise EmbeddedServerError("pgkeel's watchdog process died while starting the server")
+        answer = json.loads(reply)
+        result = subprocess.CompletedProcess(argv, answer["returncode"], answer["output"], "")
+        if result.returncode == 0:
+            return chosen
+        in_use = log.exists() and "could not bind" in log.read_text(errors="replace")
+        if in_use and fixed is not None:
+            raise EmbeddedServerError(
+                f"cannot start the cluster in {data}: port {fixed} is taken by another process; "
+                "free that port, or start on another one with `pgkeel db start --port N` "
+                "(or port=N), which the cluster then keeps."
+            )
+        if not in_use or attempt == 2:
+            _fail("pg_ctl start", result, log)
+        # else somebody took the free port between our check and the bind: try another
+    raise AssertionError("unreachable")
+
+
 def _set_password(server: EmbeddedServer, password: str) -> None:
-    """Replace the template's password so that each cluster has its own."""
+    """Replace the template's password so that each cluster has its own.
+
+    Only a SCRAM verifier computed here travels, and utility statements are not tracked for this
+    session, so the password is in neither the server log nor ``pg_stat_statements``.
+    """
     with psycopg.connect(
         host=str(server.socket_dir), port=server.port, user=SUPERUSER, dbname="postgres",
         password=server.password, autocommit=True, connect_timeout=10,
     ) as conn:  # fmt: skip
+        conn.execute("SET pg_stat_statements.track_utility = off")
         conn.execute(
             sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(SUPERUSER), sql.Literal(password)
+                sql.Identifier(SUPERUSER), sql.Literal(_scram_verifier(password))
             )
         )
 
@@ -657,20 +755,58 @@ def _ssl_enabled(data: Path) -> bool:
 def running(data_dir: str | os.PathLike[str]) -> EmbeddedServer | None:
     """The server running on a persistent ``data_dir`` (started by any process), or None.
 
-    The returned object can give the URL and stop the server; used by ``pgkeel db``.
+    The returned object can give the URL and stop the server; used by ``pgkeel db``. A
+    ``postmaster.pid`` left by a dead server, whose pid another process now has, is not a
+    running server.
     """
     data = Path(data_dir).absolute()
-    state = _read_pidfile(data)
-    if state is None:
+    found = _postmaster.find(data)
+    if found is None:
         return None
-    _, port, sockdir = state
     bindir = find_bindir()
     return EmbeddedServer(
-        data_dir=data, bindir=bindir, version=_server_version(bindir), port=port,
-        password=(data / _PASSWORD_FILE).read_text().strip(), socket_dir=Path(sockdir),
-        throwaway=False, ssl_ca=(data / "root.crt") if _ssl_enabled(data) else None,
-        run_as=_run_as(),
+        data_dir=data, bindir=bindir, version=_server_version(bindir), port=found.port,
+        password=(data / _PASSWORD_FILE).read_text().strip(),
+        socket_dir=Path(found.socket_dir), throwaway=False,
+        ssl_ca=(data / "root.crt") if _ssl_enabled(data) else None, run_as=_run_as(),
     )  # fmt: skip
+
+
+# --- the development cluster of ``pgkeel db`` -----------------------------------------------
+
+DEV_DIR = ".pgkeel"
+#: Libpq variables that name a server: when one is set, a command without ``--url`` follows
+#: libpq rather than the development cluster.
+_LIBPQ_TARGET_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def dev_data_dir(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The development cluster's data directory, found the way git finds ``.git``.
+
+    ``$PGKEEL_DATA_DIR`` if set; else ``.pgkeel/data`` in the current directory or the nearest
+    parent that has one; else ``./.pgkeel/data`` (where ``pgkeel db start`` makes it).
+    """
+    env = os.environ if environ is None else environ
+    if explicit := env.get("PGKEEL_DATA_DIR"):
+        return Path(explicit).absolute()
+    here = (cwd or Path.cwd()).absolute()
+    for directory in (here, *here.parents):
+        if (directory / DEV_DIR / "data").is_dir():
+            return directory / DEV_DIR / "data"
+    return here / DEV_DIR / "data"
+
+
+def dev_url(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The URL a command should use when given none, or None to let libpq decide.
+
+    None when ``DATABASE_URL`` or a libpq variable naming a server (``PGHOST``...) is set, or
+    when no development cluster (:func:`dev_data_dir`) is running; else that cluster's URL.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("DATABASE_URL") or any(env.get(name) for name in _LIBPQ_TARGET_VARS):
+        return None
+    server = running(dev_data_dir(cwd, env))
+    return server.url if server else None
 
 
 # --- never leave a postmaster behind ----------------------------------------------------------
@@ -686,30 +822,15 @@ def _stop_all() -> None:
             srv.stop()
 
 
+# Interpreter exit stops our servers here; any other death of this process (a signal, SIGKILL,
+# the OOM killer) closes the watchdogs' pipes, and they stop the servers.
 atexit.register(_stop_all)
-_signal_installed = False
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _stop_all()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def _install_signal_handler() -> None:
-    """Stop our servers on SIGTERM, unless the application handles SIGTERM itself."""
-    global _signal_installed
-    if _signal_installed or threading.current_thread() is not threading.main_thread():
-        return
-    _signal_installed = True
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
     """True once process ``pid`` has exited."""
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while _postmaster._alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

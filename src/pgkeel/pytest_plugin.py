@@ -5,6 +5,10 @@
 - ``pg_url`` (function): the URL of a fresh, empty database for one test, cloned from a
   per-session template and dropped afterwards, so tests never see each other's tables.
 - ``@pytest.mark.pg(">=16")``: run a test only on matching server versions.
+
+Installed for every project that installs pgkeel (entry point ``pytest11``), so nothing here runs
+for a test that uses none of it: no autouse fixture, no server, and the embedded server's module
+is imported only when ``pg_server`` is first needed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -21,8 +26,10 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pgkeel import embedded
 from pgkeel.errors import EmbeddedServerError
+
+if TYPE_CHECKING:
+    from pgkeel import embedded
 
 __all__ = ["PgServer", "pg_server", "pg_url", "version_matches"]
 
@@ -122,6 +129,8 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
     url = request.config.getoption("--pg-url") or os.environ.get(_ENV_URL)
     started: embedded.EmbeddedServer | None = None
     if not url:
+        from pgkeel import embedded  # only now: a session that never asks for it never loads it
+
         try:
             started = embedded.start()
         except EmbeddedServerError as exc:
@@ -165,7 +174,14 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(name)
 
 
-@pytest.fixture(autouse=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give the version check to the tests marked ``pg``, and to no other test."""
+    for item in items:
+        if item.get_closest_marker("pg") is not None and isinstance(item, pytest.Function):
+            item.fixturenames.insert(0, "_pgkeel_version_marker")
+
+
+@pytest.fixture
 def _pgkeel_version_marker(request: pytest.FixtureRequest) -> None:
     marker = request.node.get_closest_marker("pg")
     if marker is None:
