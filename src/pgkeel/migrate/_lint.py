@@ -13,17 +13,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pglast import ast
-from pglast.enums import (
-    AlterTableType,
-    ConstrType,
-    NullTestType,
-    ObjectType,
-    TransactionStmtKind,
-)
-
 from pgkeel.migrate import _split
 from pgkeel.migrate._rules import RULES, Finding
+
+# pglast through _split, which turns a missing pglast into the one-line install hint.
+ast = _split.ast
+AlterTableType = _split.AlterTableType
+ConstrType = _split.ConstrType
+NullTestType = _split.NullTestType
+ObjectType = _split.ObjectType
+TransactionStmtKind = _split.TransactionStmtKind
 
 __all__ = ["lint"]
 

@@ -20,14 +20,33 @@ from pgkeel.migrate._rules import RULES
 try:
     import pglast
     from pglast import ast
-    from pglast.enums import TransactionStmtKind
+    from pglast.enums import (
+        AlterTableType,
+        ConstrType,
+        NullTestType,
+        ObjectType,
+        TransactionStmtKind,
+    )
     from pglast.parser import ParseError, scan
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
+except ImportError as exc:
     raise ImportError(
         "pgkeel migrate needs pglast (PostgreSQL's parser): pip install 'pgkeel[migrate]'"
     ) from exc
 
-__all__ = ["ParsedFile", "Statement", "check_runnable", "non_transactional", "parse"]
+__all__ = [
+    # pglast's names, for _lint (so that a missing pglast gives the install hint above)
+    "AlterTableType",
+    "ConstrType",
+    "NullTestType",
+    "ObjectType",
+    "ParsedFile",
+    "Statement",
+    "TransactionStmtKind",
+    "ast",
+    "check_runnable",
+    "non_transactional",
+    "parse",
+]
 
 _DIRECTIVE = "pgkeel:"
 
