@@ -377,23 +377,27 @@ class _Runner:
         )
         time.sleep(delay)
 
-    def _record(self, m: Migration, state: str, transactional: bool, *, total: int) -> None:
+    def _record(self, m: Migration, started: float | None, *, total: int, done: int = 0) -> None:
+        """Insert the history row: ``applied`` with its duration (``started`` given, inside
+        the migration's transaction), or ``failed`` until proven otherwise (outside one)."""
+        applied = started is not None
         self.conn.execute(
             sql.SQL(
                 "INSERT INTO {} (version, name, checksum, state, transactional, applied_by, "
-                "statements_total, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                "statements_total, statements_done, duration_ms, error) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(_ident(self.table)),
             [
                 m.version,
                 m.name,
                 m.checksum,
-                state,
-                transactional,
+                "applied" if applied else "failed",
+                applied,
                 self.applied_by,
                 total,
-                None
-                if state == "applied"
-                else "interrupted: the runner stopped before the migration finished",
+                done,
+                (time.perf_counter() - started) * 1000 if started is not None else None,
+                None if applied else "interrupted: the runner stopped before the migration ended",
             ],
         )
 
@@ -426,8 +430,7 @@ class _Runner:
                         line = stmt.line
                         self.conn.execute(stmt.sql.encode())
                     line = 0
-                    self._record(m, "applied", True, total=len(statements))
-                    self._finish(m, started, statements_done=len(statements))
+                    self._record(m, started, total=len(statements), done=len(statements))
                 return time.perf_counter() - started
             except psycopg.errors.LockNotAvailable as exc:
                 self._retry(attempt, m.path.name, line, exc)
@@ -441,7 +444,7 @@ class _Runner:
         """Run a migration statement by statement, recording progress after each, so that a
         stop half way leaves a ``failed`` row saying how far it got."""
         started = time.perf_counter()
-        self._record(m, "failed", False, total=len(statements))
+        self._record(m, None, total=len(statements))
         self.conn.execute(_settings(self.lock_timeout, self.statement_timeout, local=False))
         try:
             for done, stmt in enumerate(statements):
