@@ -51,6 +51,11 @@ CASES = {
     "vacuum-full": ("VACUUM FULL t;", "VACUUM t;"),
     "cluster": ("CLUSTER t USING i;", "ANALYZE t;"),
     "lock-table": ("LOCK TABLE t IN ACCESS EXCLUSIVE MODE;", "SELECT 1;"),
+    "reindex": ("REINDEX INDEX i;", "REINDEX INDEX CONCURRENTLY i;"),
+    "detach-partition": (
+        "ALTER TABLE p DETACH PARTITION c;",
+        "ALTER TABLE p DETACH PARTITION c CONCURRENTLY;",
+    ),
 }
 
 

@@ -281,6 +281,13 @@ class _FileLinter:
                     "CLUSTER rewrites the table under ACCESS EXCLUSIVE (no reads, no writes); "
                     "use pg_repack",
                 )
+            case ast.ReindexStmt(params=params) if not _has_option(params, "concurrently"):
+                self.report(
+                    stmt,
+                    "reindex",
+                    "REINDEX blocks writes to the table (and reads that would use the index) "
+                    "until it ends; use REINDEX ... CONCURRENTLY (in a migration of its own)",
+                )
             case ast.LockStmt():
                 self.report(
                     stmt,
@@ -330,6 +337,17 @@ class _FileLinter:
             )
         elif subtype == AlterTableType.AT_AddConstraint:
             self.add_constraint(stmt, table, cmd.def_, existing)
+        elif (
+            subtype == AlterTableType.AT_DetachPartition
+            and existing
+            and not getattr(cmd.def_, "concurrent", False)
+        ):
+            self.report(
+                stmt,
+                "detach-partition",
+                f"DETACH PARTITION takes ACCESS EXCLUSIVE on {table}; use DETACH PARTITION "
+                "... CONCURRENTLY (PostgreSQL 14+, a migration of its own)",
+            )
         elif subtype == AlterTableType.AT_ValidateConstraint:
             column = self.ctx.not_null_checks.get((table, cmd.name))
             if column:

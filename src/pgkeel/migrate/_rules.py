@@ -40,6 +40,8 @@ RULES: dict[str, Rule] = {
         Rule("vacuum-full", "error", "VACUUM FULL (ACCESS EXCLUSIVE for a full rewrite)"),
         Rule("cluster", "error", "CLUSTER (ACCESS EXCLUSIVE for a full rewrite)"),
         Rule("lock-table", "error", "explicit LOCK TABLE"),
+        Rule("reindex", "error", "REINDEX without CONCURRENTLY"),
+        Rule("detach-partition", "warning", "DETACH PARTITION without CONCURRENTLY"),
         Rule("missing-lock-timeout", "warning", "strong lock taken without a lock_timeout"),
         Rule(
             "concurrently-in-transaction",

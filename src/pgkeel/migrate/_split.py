@@ -102,6 +102,10 @@ def non_transactional(node: Any, server_version: int | None = None) -> str | Non
             getattr(p, "defname", None) == "concurrently" for p in params or ()
         ):
             return "REINDEX CONCURRENTLY"
+        case ast.AlterTableStmt(cmds=cmds) if any(
+            isinstance(c.def_, ast.PartitionCmd) and c.def_.concurrent for c in cmds or ()
+        ):
+            return "DETACH PARTITION CONCURRENTLY"
         case ast.VacuumStmt(is_vacuumcmd=True):
             return "VACUUM"
         case ast.CreatedbStmt():
