@@ -309,3 +309,37 @@ def test_bad_files_are_clear_errors(tmp_path: Path, migrations: Write) -> None:
         MigrationError, match=r"0003_empty.sql:3: syntax error at or near \"SELEC\""
     ):
         migrate.up(url, root)
+
+
+def test_lock_wait_names_the_holder(pg_url: str, migrations: Write, history: Rows) -> None:
+    """A runner that cannot get the migration lock within lock_wait says who holds it."""
+    from psycopg.conninfo import make_conninfo
+
+    from pgkeel.migrate._runner import _lock_key
+
+    root = migrations(**BASE)
+    lines: list[str] = []
+    with psycopg.connect(make_conninfo(pg_url, application_name="deploy-7")) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [_lock_key("pgkeel_migrations")])
+        pid = holder.info.backend_pid
+        with pytest.raises(MigrationError, match=rf"pid {pid} \(deploy-7.*--lock-wait"):
+            migrate.up(pg_url, root, lock_wait=0.2, echo=lines.append)
+    [line] = lines
+    assert line.startswith(f"waiting for the migration lock held by pid {pid} (deploy-7")
+    assert line.endswith("(up to 0.2s)")
+    assert "/32" not in line
+    assert migrate.up(pg_url, root, lock_wait=0.2)  # released with the session
+    assert len(history(pg_url)) == 2
+
+
+def test_hostile_options(pg_url: str, migrations: Write) -> None:
+    """An unknown --to version, a malformed table name or a wrong db type: clear errors."""
+    root = migrations(**BASE)
+    with pytest.raises(MigrationError, match="--to 7: no migration with that version"):
+        migrate.up(pg_url, root, to=7)
+    with pytest.raises(pgkeel.ConfigError, match=r"'schema\.name'"):
+        migrate.up(pg_url, root, table="a.b.c")
+    with pytest.raises(pgkeel.ConfigError, match="a URL or a pgkeel Database, got int"):
+        migrate.up(42, root)
+    with pytest.raises(MigrationError, match="baseline 9: no migration"):
+        migrate.baseline(pg_url, root, 9)

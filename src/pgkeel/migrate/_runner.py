@@ -143,7 +143,7 @@ def _acquire(conn: psycopg.Connection[Any], key: int, lock_wait: float, echo: Ec
             return
         holder = conn.execute(
             """
-            SELECT a.pid, a.application_name, a.client_addr::text AS addr, a.backend_start
+            SELECT a.pid, a.application_name, host(a.client_addr) AS addr, a.backend_start
             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
             WHERE l.locktype = 'advisory' AND l.granted
               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
