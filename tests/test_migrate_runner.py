@@ -343,3 +343,13 @@ def test_hostile_options(pg_url: str, migrations: Write) -> None:
         migrate.up(42, root)
     with pytest.raises(MigrationError, match="baseline 9: no migration"):
         migrate.baseline(pg_url, root, 9)
+
+
+def test_pending_below_an_applied_version_is_refused(pg_url: str, migrations: Write) -> None:
+    """A pending migration numbered below one already applied (another branch) is refused."""
+    root = migrations(**BASE, **{"0003_more": "CREATE TABLE more (a int);"})
+    migrate.up(pg_url, root)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM pgkeel_migrations WHERE version = 2")
+    with pytest.raises(MigrationError, match=r"migration 2 .* is pending but 3 is already applied"):
+        migrate.up(pg_url, root)
