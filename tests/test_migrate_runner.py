@@ -353,3 +353,29 @@ def test_pending_below_an_applied_version_is_refused(pg_url: str, migrations: Wr
         conn.execute("DELETE FROM pgkeel_migrations WHERE version = 2")
     with pytest.raises(MigrationError, match=r"migration 2 .* is pending but 3 is already applied"):
         migrate.up(pg_url, root)
+
+
+def test_lock_timeout_outside_a_transaction_leaves_failed(
+    pg_url: str, migrations: Write, history: Rows
+) -> None:
+    """A no-transaction migration whose retries run out is recorded failed at that statement."""
+    root = migrations(
+        **BASE,
+        **{
+            "0003_steps": (
+                "-- pgkeel: no-transaction\nCREATE TABLE step1 (a int);\n"
+                "ALTER TABLE products ADD COLUMN price numeric;\n"
+            )
+        },
+    )
+    migrate.up(pg_url, root, to=2)
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(psycopg.errors.LockNotAvailable) as info:
+            migrate.up(pg_url, root, lock_timeout=0.05, lock_retries=0)
+    notes = "\n".join(info.value.__notes__)
+    assert "line 3; not run" in notes
+    assert "resolve 3 --applied" in notes
+    row = history(pg_url)[-1]
+    assert (row["state"], row["statements_done"], row["statements_total"]) == ("failed", 1, 2)
+    assert row["error"].startswith("line 3: canceling statement due to lock timeout")

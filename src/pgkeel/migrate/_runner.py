@@ -359,15 +359,18 @@ class _Runner:
         self.statement_timeout = statement_timeout
         self.applied_by = _applied_by(conn)
 
-    def _retry(self, attempt: int, label: str, line: int, exc: Exception) -> None:
+    def _retry(
+        self, attempt: int, label: str, line: int, exc: Exception, *, rolled_back: bool = True
+    ) -> None:
         if attempt >= self.lock_retries:
+            outcome = "rolled back, nothing was recorded" if rolled_back else "not run"
             _server_error_note(
                 exc,
                 label,
                 f"gave up after {attempt + 1} tries, each waiting lock_timeout="
-                f"{self.lock_timeout:g}s for a lock (line {line}); nothing was recorded. Find "
-                "the session holding it (pg_locks / pg_stat_activity), or raise "
-                "--lock-retries / --lock-timeout",
+                f"{self.lock_timeout:g}s for a lock (line {line}; {outcome}). Find the session "
+                "holding it (pg_locks / pg_stat_activity), or raise --lock-retries / "
+                "--lock-timeout",
             )
             raise exc
         delay = _backoff(attempt)
@@ -455,7 +458,7 @@ class _Runner:
                         break
                     except psycopg.errors.LockNotAvailable as exc:
                         try:
-                            self._retry(attempt, m.path.name, stmt.line, exc)
+                            self._retry(attempt, m.path.name, stmt.line, exc, rolled_back=False)
                         except psycopg.Error:
                             self._failed(m, started, done, stmt, exc)
                             raise
