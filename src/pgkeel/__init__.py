@@ -1,5 +1,8 @@
 """pgkeel: PostgreSQL for Python, production-grade by default."""
 
+# A subpackage, not a name in __all__: `pgkeel.migrate.up(url, "migrations")`. Light: pglast
+# is imported only when migrations are split or linted.
+from pgkeel import migrate as migrate
 from pgkeel.database import Database
 from pgkeel.database_async import AsyncDatabase
 from pgkeel.errors import (
@@ -9,6 +12,8 @@ from pgkeel.errors import (
     EmbeddedServerError,
     Error,
     IdentifierError,
+    MigrationError,
+    MigrationLintError,
     NotStorableError,
     PoolSizeError,
     RowError,
@@ -29,6 +34,8 @@ __all__ = [
     "EmbeddedServerError",
     "Error",
     "IdentifierError",
+    "MigrationError",
+    "MigrationLintError",
     "NotStorableError",
     "PoolSizeError",
     "RowError",

@@ -166,3 +166,7 @@ def psql(data_dir: Path | None, psql_args: tuple[str, ...]) -> None:
 
 
 main.add_command(copy_group)
+
+from pgkeel.migrate._cli import migrate as migrate_group  # noqa: E402 - kept apart to merge
+
+main.add_command(migrate_group)

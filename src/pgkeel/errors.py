@@ -54,3 +54,16 @@ class DuplicateKeyError(Error, ValueError):
     def __init__(self, message: str, *, key: object) -> None:
         super().__init__(message)
         self.key = key
+
+
+class MigrationError(Error):
+    """A migration cannot run as asked: a bad file name, a gap, an edited or missing applied
+    file, a failed non-transactional migration, a migration lock held too long."""
+
+
+class MigrationLintError(MigrationError):
+    """The migration linter found errors; ``.findings`` lists them (file, line, rule)."""
+
+    def __init__(self, message: str, *, findings: list[object]) -> None:
+        super().__init__(message)
+        self.findings = findings
