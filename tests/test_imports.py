@@ -41,6 +41,7 @@ def _loaded_after(code: str) -> set[str]:
         "import pgkeel.config",
         "import pgkeel.embedded",
         "import pgkeel.migrate",
+        "import pgkeel.testing",
     ],
 )
 def test_import_loads_no_optional_extra(code: str) -> None:
