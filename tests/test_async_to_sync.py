@@ -45,6 +45,12 @@ def test_sources_are_discovered_in_subpackages(tool: ModuleType, tmp_path: Path)
     }
 
 
+def test_every_async_module_name_is_renamed(tool: ModuleType) -> None:
+    """`pgkeel.<x>_async` becomes `pgkeel.<x>` for every source found, with no list to keep."""
+    for src in tool.async_sources():
+        assert tool.RENAMES[src.stem] == src.stem.removesuffix("_async")
+
+
 SOURCE = '''\
 """``AsyncDatabase`` docs."""
 

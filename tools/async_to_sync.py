@@ -84,12 +84,9 @@ RENAMES = {
     "anext": "next",
     "asynccontextmanager": "contextmanager",
     "begin_async": "begin",
-    # modules: in ``from pgkeel.x_async import ...`` and in docstrings
-    "copy_async": "copy",
-    "database_async": "database",
-    "query_async": "query",
-    "transaction_async": "transaction",
 }
+# Modules, in ``from pgkeel.x_async import ...`` and in docstrings: every discovered source.
+RENAMES.update({src.stem: target.stem for src, target in async_sources().items()})
 
 #: Whole attribute chains, in code only.
 DOTTED = {
