@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pgkeel import embedded
+from pgkeel.embedded import _server
 
 pytest_plugins = ["pytester"]
 
@@ -40,9 +41,7 @@ def cluster_dir() -> Iterator[Path]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any postmaster started in this process is still alive at the end."""
     left = [
-        (pid, str(data))
-        for pid, data in embedded._STARTED
-        if not embedded._wait_gone(pid, timeout=5)
+        (pid, str(data)) for pid, data in _server._STARTED if not _server._wait_gone(pid, timeout=5)
     ]
     if left:
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(

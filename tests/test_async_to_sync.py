@@ -28,6 +28,29 @@ def test_generated_files_are_fresh(tool: ModuleType) -> None:
     assert tool.main(["--check"]) == 0
 
 
+def test_sources_are_discovered_in_subpackages(tool: ModuleType, tmp_path: Path) -> None:
+    """Any `x_async.py` under the package, at any depth, maps to `x.py` beside it; nothing else."""
+    for rel in ("database_async.py", "bulk/copy_async.py", "bulk/copy.py", "a/b/c_async.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (tmp_path / "asyncio_helpers.py").write_text("")
+    found = {
+        str(src.relative_to(tmp_path)): str(dst.relative_to(tmp_path))
+        for src, dst in tool.async_sources(tmp_path).items()
+    }
+    assert found == {
+        "a/b/c_async.py": "a/b/c.py",
+        "bulk/copy_async.py": "bulk/copy.py",
+        "database_async.py": "database.py",
+    }
+
+
+def test_every_async_module_name_is_renamed(tool: ModuleType) -> None:
+    """`pgkeel.<x>_async` becomes `pgkeel.<x>` for every source found, with no list to keep."""
+    for src in tool.async_sources():
+        assert tool.RENAMES[src.stem] == src.stem.removesuffix("_async")
+
+
 SOURCE = '''\
 """``AsyncDatabase`` docs."""
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from pgkeel.cli import main
-from pgkeel.cli_copy import Meter
+from pgkeel.cli.copy import Meter
 
 pytest_plugins = ["fix_bulk"]
 

@@ -18,7 +18,8 @@ import pytest
 from psycopg import sql
 
 from pgkeel import embedded
-from pgkeel._certs import make_ca_and_server_cert
+from pgkeel.embedded import _runas, _server
+from pgkeel.embedded._certs import make_ca_and_server_cert
 from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
 
 REAL_BINDIR = embedded.find_bindir()
@@ -41,7 +42,7 @@ def test_throwaway_cluster_starts_answers_and_is_removed_on_stop() -> None:
         assert conn.execute("show wal_level").fetchone() == ("logical",)
         assert conn.execute("show listen_addresses").fetchone() == ("127.0.0.1",)
     server.stop()
-    assert embedded._wait_gone(pid)
+    assert _server._wait_gone(pid)
     assert not data_dir.exists()
 
 
@@ -51,7 +52,7 @@ def test_context_manager_stops_the_server() -> None:
         pid = server.pid
         assert _select_one(server.url) == 1
     assert pid is not None
-    assert embedded._wait_gone(pid)
+    assert _server._wait_gone(pid)
 
 
 def test_persistent_cluster_keeps_data_and_password_across_restarts(cluster_dir: Path) -> None:
@@ -312,7 +313,7 @@ def test_owner_process_ending_stops_the_server(mode: str, sig: signal.Signals | 
             assert psutil.pid_exists(pid)
             child.send_signal(sig)
         child.wait(timeout=30)
-    assert embedded._wait_gone(pid, timeout=60), f"postmaster {pid} outlived its owner ({sig})"
+    assert _server._wait_gone(pid, timeout=60), f"postmaster {pid} outlived its owner ({sig})"
     assert _gone(Path(data_dir).parent)
 
 
@@ -343,7 +344,7 @@ def test_sigterm_during_start_leaves_no_server() -> None:
         assert child.stdout is not None
         pid_text, data_dir = child.stdout.readline().split()
         assert child.wait(timeout=30) == -signal.SIGTERM
-    assert embedded._wait_gone(int(pid_text), timeout=60), "postmaster outlived SIGTERM at start"
+    assert _server._wait_gone(int(pid_text), timeout=60), "postmaster outlived SIGTERM at start"
     assert _gone(Path(data_dir).parent)
 
 
@@ -362,7 +363,7 @@ def test_orphan_of_a_dead_owner_and_watchdog_is_reaped_at_next_start() -> None:
     assert psutil.pid_exists(pid)  # orphaned, as after an OOM kill of the whole group
     with embedded.start():
         pass
-    assert embedded._wait_gone(pid, timeout=60)
+    assert _server._wait_gone(pid, timeout=60)
     assert not Path(data_dir).parent.exists()
 
 
@@ -388,9 +389,7 @@ def test_password_is_never_sent_in_clear(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_scram_verifier_is_what_postgresql_accepts() -> None:
     """A verifier computed by pgkeel for a known password lets that password (only) log in."""
     with embedded.start() as server, psycopg.connect(server.url, autocommit=True) as conn:
-        verifier = embedded._scram_verifier(
-            "s3cret-Pass", iterations=4096, salt=b"0123456789abcdef"
-        )
+        verifier = _server._scram_verifier("s3cret-Pass", iterations=4096, salt=b"0123456789abcdef")
         assert verifier.startswith("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$")
         conn.execute(sql.SQL("create role alice login password {}").format(sql.Literal(verifier)))
         good = f"postgresql://alice:s3cret-Pass@127.0.0.1:{server.port}/postgres"
@@ -423,7 +422,7 @@ def _stale_pidfile_for(data_dir: Path, pid: int) -> None:
 def test_stale_pidfile_with_a_reused_pid_is_not_a_server(cluster_dir: Path) -> None:
     """A postmaster.pid whose pid another process now has: not a server, no obstacle to start."""
     data_dir = cluster_dir / "c"
-    who = embedded._run_as()
+    who = _runas._run_as()
     # An unrelated process of the server's own user, so that even PostgreSQL's own check
     # (kill(pid, 0)) would take it for a live postmaster.
     with subprocess.Popen(

@@ -46,13 +46,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "src" / "pgkeel"
 
-#: async source -> generated sync module, relative to the package directory.
-FILES = {
-    "copy_async.py": "copy.py",
-    "database_async.py": "database.py",
-    "query_async.py": "query.py",
-    "transaction_async.py": "transaction.py",
-}
+
+def async_sources(pkg: Path = PKG) -> dict[Path, Path]:
+    """Every ``x_async.py`` under the package -> its generated twin ``x.py`` in the same directory.
+
+    Discovered rather than listed, so a capability that moves into a subpackage (or a new one
+    with an async face) is generated and checked without touching this tool.
+    """
+    return {
+        src: src.with_name(src.name.removesuffix("_async.py") + ".py")
+        for src in sorted(pkg.rglob("*_async.py"))
+    }
+
 
 #: One name for another, in code and (as whole words) in strings and comments.
 RENAMES = {
@@ -79,12 +84,9 @@ RENAMES = {
     "anext": "next",
     "asynccontextmanager": "contextmanager",
     "begin_async": "begin",
-    # modules: in ``from pgkeel.x_async import ...`` and in docstrings
-    "copy_async": "copy",
-    "database_async": "database",
-    "query_async": "query",
-    "transaction_async": "transaction",
 }
+# Modules, in ``from pgkeel.x_async import ...`` and in docstrings: every discovered source.
+RENAMES.update({src.stem: target.stem for src, target in async_sources().items()})
 
 #: Whole attribute chains, in code only.
 DOTTED = {
@@ -368,8 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     stale = 0
-    for async_name, sync_name in FILES.items():
-        src, target = PKG / async_name, PKG / sync_name
+    for src, target in async_sources().items():
         new = convert(src.read_text(), src, target)
         old = target.read_text() if target.exists() else ""
         if new == old:

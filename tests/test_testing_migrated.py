@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pgkeel.pytest_plugin import PgServer
+from pgkeel.testing.plugin import PgServer
 
 _TESTS = """
 import psycopg

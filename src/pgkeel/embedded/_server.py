@@ -1,13 +1,6 @@
-"""An embedded PostgreSQL server for tests, demos and first steps: no Docker, no system service.
-
-``start()`` finds server binaries (see :func:`find_bindir`), copies a cached ``initdb``'d
-template into a throwaway or persistent data directory, and runs the server on 127.0.0.1 and a
-private unix socket with password authentication. As root it runs the server as an unprivileged
-user, since PostgreSQL refuses to run as root, with a minimal environment. Servers are stopped
-on ``stop()``, context exit and interpreter exit; when the owner dies any other way (a signal,
-SIGKILL, the OOM killer), a watchdog process (see :mod:`pgkeel._postmaster`) stops the server and
-removes a throwaway cluster's files.
-"""
+"""The embedded server itself: starting a cluster (throwaway or persistent) under a watchdog,
+the :class:`EmbeddedServer` handle, finding one already running, and stopping every server this
+process started when it exits."""
 
 from __future__ import annotations
 
@@ -16,19 +9,16 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import importlib.util
 import json
 import logging
 import os
 import pwd
-import re
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,27 +28,22 @@ from urllib.parse import quote, urlencode
 import psycopg
 from psycopg import sql
 
-from pgkeel import _postmaster
-from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
+from pgkeel.embedded import _postmaster
+from pgkeel.embedded._binaries import _pkglibdir, _server_version, find_bindir, supports_ssl
+from pgkeel.embedded._runas import _check_reachable, _run_as, _RunAs
+from pgkeel.embedded._template import (
+    _CONF_FILE,
+    _PASSWORD_FILE,
+    SUPERUSER,
+    _fail,
+    _template,
+)
+from pgkeel.errors import EmbeddedServerError
 
-__all__ = [
-    "DEFAULT_SETTINGS",
-    "EmbeddedServer",
-    "dev_data_dir",
-    "dev_url",
-    "find_bindir",
-    "running",
-    "start",
-    "supports_ssl",
-]
+__all__ = ["DEFAULT_SETTINGS", "EmbeddedServer", "running", "start"]
 
 logger = logging.getLogger("pgkeel.embedded")
 
-SUPERUSER = "postgres"
-SERVICE_USER = "pgkeel"
-_BINARIES = ("postgres", "initdb", "pg_ctl")
-_PASSWORD_FILE = "pgkeel.password"  # noqa: S105 - a file name, not a password
-_CONF_FILE = "pgkeel.conf"
 _LOG_FILE = "pgkeel-server.log"
 _STATE_FILE = "pgkeel.json"  # what a persistent cluster keeps between starts: its port
 _START_TIMEOUT_S = 60
@@ -76,239 +61,6 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
 # A throwaway cluster's data is gone at stop, so durability only costs time. (Not
 # synchronous_commit=off: logical decoding only sees flushed WAL, so commits would show up late.)
 _THROWAWAY_SETTINGS: Mapping[str, str] = {"fsync": "off", "full_page_writes": "off"}
-
-
-# --- finding the binaries ---------------------------------------------------------------------
-
-
-def _has_binaries(path: Path) -> bool:
-    return all(os.access(path / name, os.X_OK) for name in _BINARIES)
-
-
-def find_bindir(
-    *,
-    environ: Mapping[str, str] | None = None,
-    system_root: Path = Path("/usr/lib/postgresql"),
-    use_pgserver: bool = True,
-) -> Path:
-    """Return the directory of the PostgreSQL server binaries to use.
-
-    Looks, in order: ``PGKEEL_PG_BINDIR``; ``pg_config --bindir``; ``postgres``/``initdb``/
-    ``pg_ctl`` on ``PATH``; ``<system_root>/<newest version>/bin``; the binaries bundled in the
-    ``pgserver`` wheel (``pip install 'pgkeel[embedded]'``). ``environ``, ``system_root`` and
-    ``use_pgserver`` exist so that the search can be tested without touching the system.
-    """
-    env = os.environ if environ is None else environ
-    path_var = env.get("PATH", "")
-    looked: list[str] = []
-
-    explicit = env.get("PGKEEL_PG_BINDIR")
-    if explicit:
-        if _has_binaries(Path(explicit)):
-            return Path(explicit)
-        raise ServerNotFoundError(
-            f"PGKEEL_PG_BINDIR={explicit} does not hold executable {', '.join(_BINARIES)}; "
-            "point it at the bin/ directory of a PostgreSQL server installation, or unset it."
-        )
-    looked.append("PGKEEL_PG_BINDIR: not set")
-
-    pg_config = shutil.which("pg_config", path=path_var)
-    if pg_config:
-        try:
-            out = subprocess.run(  # noqa: S603 - a binary found on the user's own PATH
-                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError) as exc:
-            looked.append(f"{pg_config} --bindir: failed ({exc})")
-        else:
-            if _has_binaries(Path(out)):
-                return Path(out)
-            looked.append(f"{pg_config} --bindir: {out} has no server binaries (client only)")
-    else:
-        looked.append("pg_config on PATH: not found")
-
-    postgres = shutil.which("postgres", path=path_var)
-    if postgres and _has_binaries(Path(postgres).parent):
-        return Path(postgres).parent
-    looked.append(
-        "postgres, initdb and pg_ctl on PATH: "
-        + (f"{postgres} lacks initdb/pg_ctl beside it" if postgres else "not found")
-    )
-
-    versions = sorted(
-        (p for p in system_root.glob("*") if p.name.replace(".", "").isdigit()),
-        key=lambda p: tuple(int(x) for x in p.name.split(".")),
-        reverse=True,
-    )
-    for version_dir in versions:
-        if _has_binaries(version_dir / "bin"):
-            return version_dir / "bin"
-    looked.append(f"{system_root}/<version>/bin: none found")
-
-    if use_pgserver:
-        spec = importlib.util.find_spec("pgserver")
-        if spec is not None and spec.origin is not None:
-            bundled = Path(spec.origin).parent / "pginstall" / "bin"
-            if _has_binaries(bundled):
-                return bundled
-            looked.append(f"pgserver wheel: {bundled} has no server binaries")
-        else:
-            looked.append("pgserver wheel (pgkeel[embedded]): not installed")
-
-    raise ServerNotFoundError(
-        "No PostgreSQL server binaries found. Looked in:\n  - "
-        + "\n  - ".join(looked)
-        + "\nFix: pip install 'pgkeel[embedded]' (bundles PostgreSQL 16), or install a server "
-        "(e.g. apt-get install postgresql), or set PGKEEL_PG_BINDIR to its bin/ directory."
-    )
-
-
-def _server_version(bindir: Path) -> str:
-    out = subprocess.run(  # noqa: S603 - the server binary we just located
-        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
-    ).stdout
-    match = re.search(r"(\d+(?:\.\d+)?)", out)
-    if not match:
-        raise EmbeddedServerError(f"cannot read the server version from {out!r}")
-    return match.group(1)
-
-
-def supports_ssl(bindir: Path) -> bool:
-    """Whether the server in ``bindir`` was built with TLS (pgserver's wheel is not)."""
-    pg_config = bindir / "pg_config"
-    try:
-        configure = subprocess.run(  # noqa: S603 - pg_config beside the server binaries
-            [str(pg_config), "--configure"], capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return True  # cannot tell: let the server say so when it starts
-    return "--with-openssl" in configure or "--with-ssl=openssl" in configure
-
-
-def _pkglibdir(bindir: Path) -> Path | None:
-    pg_config = bindir / "pg_config"
-    if os.access(pg_config, os.X_OK):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            return Path(
-                subprocess.run(  # noqa: S603 - pg_config beside the server binaries
-                    [str(pg_config), "--pkglibdir"], capture_output=True, text=True, check=True
-                ).stdout.strip()
-            )
-    for candidate in (bindir.parent / "lib" / "postgresql", bindir.parent / "lib"):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-# --- running as an unprivileged user when we are root -----------------------------------------
-
-
-_RunAs = _postmaster.RunAs
-
-
-def _run_as() -> _RunAs:
-    if os.geteuid() != 0:
-        return _RunAs(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name)
-    for attempt in range(2):
-        for name in (os.environ.get("PGKEEL_PG_USER", SERVICE_USER), "postgres"):
-            with contextlib.suppress(KeyError):
-                entry = pwd.getpwnam(name)
-                return _RunAs(entry.pw_uid, entry.pw_gid, name)
-        if attempt == 0 and shutil.which("useradd"):
-            subprocess.run(  # noqa: S603 - creating our own system user, as root
-                ["useradd", "--system", "--user-group", "--no-create-home",  # noqa: S607
-                 "--shell", "/usr/sbin/nologin", SERVICE_USER],
-                capture_output=True, check=False,
-            )  # fmt: skip
-    raise EmbeddedServerError(
-        "PostgreSQL refuses to run as root and no unprivileged user could be found or created; "
-        f"create one (useradd --system {SERVICE_USER}) or set PGKEEL_PG_USER to an existing user."
-    )
-
-
-def _check_reachable(path: Path, who: _RunAs) -> None:
-    """Fail early, with the fix, when the server's user cannot reach ``path``."""
-    if not who.is_other:
-        return
-    resolved = path.resolve()
-    for parent in [*reversed(resolved.parents), resolved]:
-        st = parent.stat()
-        mode = st.st_mode
-        ok = (
-            (st.st_uid == who.uid and mode & 0o100)
-            or (st.st_gid == who.gid and mode & 0o010)
-            or mode & 0o001
-        )
-        if not ok:
-            raise EmbeddedServerError(
-                f"the server runs as user {who.name!r} (PostgreSQL refuses to run as root), "
-                f"which cannot enter {parent}; choose a data directory outside it "
-                "(e.g. --data-dir /var/tmp/pgkeel) or run as a non-root user."
-            )
-
-
-# --- the cluster template cache ---------------------------------------------------------------
-
-
-def _cache_dir() -> Path:
-    if override := os.environ.get("PGKEEL_CACHE_DIR"):
-        return Path(override)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pgkeel"
-
-
-def _fail(what: str, result: subprocess.CompletedProcess[str], log: Path | None = None) -> None:
-    if result.returncode == 0:
-        return
-    detail = (result.stderr or "") + (result.stdout or "")
-    if log is not None and log.exists():
-        detail += "\n--- server log (last lines) ---\n" + "\n".join(
-            log.read_text(errors="replace").splitlines()[-20:]
-        )
-    raise EmbeddedServerError(f"{what} failed (exit {result.returncode}):\n{detail.strip()}")
-
-
-_template_lock = threading.Lock()
-
-
-def _template(bindir: Path, version: str, who: _RunAs) -> Path:
-    """Return an initdb'd template cluster for this server, making it once per version."""
-    key = hashlib.sha256(f"{bindir.resolve()}|{version}|{who.uid}".encode()).hexdigest()[:12]
-    template = _cache_dir() / "templates" / f"pg{version}-{key}"
-    with _template_lock:
-        if (template / "data" / "PG_VERSION").exists():
-            return template
-        # initdb runs as the server's user, so build where it can write, then move into place.
-        work = Path(tempfile.mkdtemp(prefix="pgkeel-initdb-"))
-        try:
-            data = work / "data"
-            data.mkdir(mode=0o700)
-            password = secrets.token_urlsafe(24)
-            pwfile = work / "pw"
-            pwfile.write_text(password)
-            pwfile.chmod(0o600)
-            who.own(work)
-            result = who.run(
-                [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER,
-                 "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8",
-                 "--locale=C", "--no-sync", "--no-instructions"],
-                capture_output=True,
-            )  # fmt: skip
-            _fail("initdb", result)
-            with (data / "postgresql.conf").open("a") as conf:
-                conf.write(f"\ninclude_if_exists = '{_CONF_FILE}'\n")
-            (data / _PASSWORD_FILE).write_text(password)
-            pwfile.unlink()
-            template.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=template.parent))
-            shutil.copytree(data, staging / "data", symlinks=True)
-            try:
-                staging.rename(template)
-            except OSError:  # another process made it first
-                shutil.rmtree(staging, ignore_errors=True)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return template
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -507,7 +259,7 @@ class EmbeddedServer:
 def _write_ssl_files(data_dir: Path) -> Path:
     """Make a throwaway CA and a server certificate for ``localhost``; return the CA's path."""
     try:
-        from pgkeel._certs import make_ca_and_server_cert
+        from pgkeel.embedded._certs import make_ca_and_server_cert
     except ImportError as exc:  # cryptography missing
         raise EmbeddedServerError(
             "ssl=True needs the 'cryptography' package: pip install 'pgkeel[embedded]'"
@@ -770,43 +522,6 @@ def running(data_dir: str | os.PathLike[str]) -> EmbeddedServer | None:
         socket_dir=Path(found.socket_dir), throwaway=False,
         ssl_ca=(data / "root.crt") if _ssl_enabled(data) else None, run_as=_run_as(),
     )  # fmt: skip
-
-
-# --- the development cluster of ``pgkeel db`` -----------------------------------------------
-
-DEV_DIR = ".pgkeel"
-#: Libpq variables that name a server: when one is set, a command without ``--url`` follows
-#: libpq rather than the development cluster.
-_LIBPQ_TARGET_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
-
-
-def dev_data_dir(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The development cluster's data directory, found the way git finds ``.git``.
-
-    ``$PGKEEL_DATA_DIR`` if set; else ``.pgkeel/data`` in the current directory or the nearest
-    parent that has one; else ``./.pgkeel/data`` (where ``pgkeel db start`` makes it).
-    """
-    env = os.environ if environ is None else environ
-    if explicit := env.get("PGKEEL_DATA_DIR"):
-        return Path(explicit).absolute()
-    here = (cwd or Path.cwd()).absolute()
-    for directory in (here, *here.parents):
-        if (directory / DEV_DIR / "data").is_dir():
-            return directory / DEV_DIR / "data"
-    return here / DEV_DIR / "data"
-
-
-def dev_url(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> str | None:
-    """The URL a command should use when given none, or None to let libpq decide.
-
-    None when ``DATABASE_URL`` or a libpq variable naming a server (``PGHOST``...) is set, or
-    when no development cluster (:func:`dev_data_dir`) is running; else that cluster's URL.
-    """
-    env = os.environ if environ is None else environ
-    if env.get("DATABASE_URL") or any(env.get(name) for name in _LIBPQ_TARGET_VARS):
-        return None
-    server = running(dev_data_dir(cwd, env))
-    return server.url if server else None
 
 
 # --- never leave a postmaster behind ----------------------------------------------------------

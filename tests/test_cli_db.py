@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from pgkeel import embedded
+from pgkeel.embedded import _runas, _server
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -84,7 +85,7 @@ def test_db_start_url_psql_status_stop(cluster_dir: Path) -> None:
         stopped = _pgkeel("db", "stop", cwd=cluster_dir)
     assert stopped.returncode == 0, stopped.stderr
     assert pid is not None
-    assert embedded._wait_gone(pid)
+    assert _server._wait_gone(pid)
     assert _pgkeel("db", "status", cwd=cluster_dir).returncode == 1
     assert (cluster_dir / ".pgkeel" / "data" / "PG_VERSION").exists()
 
@@ -109,7 +110,7 @@ def test_stale_pidfile_pointing_at_an_unrelated_process(cluster_dir: Path) -> No
     pidfile = cluster_dir / ".pgkeel" / "data" / "postmaster.pid"
     lines = pidfile.read_text().splitlines()
     assert _pgkeel("db", "stop", cwd=cluster_dir).returncode == 0
-    who = embedded._run_as()
+    who = _runas._run_as()
     with subprocess.Popen(["sleep", "300"], user=who.uid, group=who.gid) as unrelated:
         try:
             pidfile.write_text("\n".join([str(unrelated.pid), *lines[1:]]) + "\n")

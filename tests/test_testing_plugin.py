@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import socket
+import subprocess
+import sys
 
 import psycopg
 import pytest
 
-from pgkeel.pytest_plugin import PgServer, describe, version_matches, with_dbname
+from pgkeel.testing.plugin import PgServer, describe, version_matches, with_dbname
 
 
 def test_pg_url_is_a_fresh_empty_database(pg_url: str, pg_server: PgServer) -> None:
@@ -154,3 +158,34 @@ def test_version_marker_applies_without_any_fixture_requested(
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, skipped=1)
+
+
+def test_old_module_warns_and_reexports() -> None:
+    """`pgkeel.pytest_plugin` still imports, with a DeprecationWarning naming the new module."""
+    sys.modules.pop("pgkeel.pytest_plugin", None)
+    with pytest.warns(DeprecationWarning, match=r"pgkeel\.testing\.plugin"):
+        old = importlib.import_module("pgkeel.pytest_plugin")
+    assert old.PgServer is PgServer
+    assert old.version_matches is version_matches
+
+
+def test_old_module_listed_in_pytest_plugins_still_works(
+    pytester: pytest.Pytester, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project whose conftest names `pgkeel.pytest_plugin` keeps getting `pg_url`."""
+    monkeypatch.setenv("PGKEEL_TEST_URL", pg_server.url)
+    pytester.makeconftest('pytest_plugins = ["pgkeel.pytest_plugin"]\n')
+    pytester.makepyfile("def test_it(pg_url):\n    assert pg_url\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_plugin_import_is_inert() -> None:
+    """Loading the plugin imports neither the embedded server's module nor pglast."""
+    code = "import pgkeel.testing.plugin, sys; print(sorted(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert "pgkeel.testing.plugin" in loaded
+    assert loaded & {"pgkeel.embedded", "pglast", "cryptography"} == set()

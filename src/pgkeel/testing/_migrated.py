@@ -1,5 +1,5 @@
-"""pytest fixtures for applications with migrations (registered as the ``pgkeel_migrate``
-plugin, next to ``pgkeel.pytest_plugin`` whose ``pg_server`` they use):
+"""pytest fixtures for applications with migrations (registered by :mod:`pgkeel.testing.plugin`,
+whose ``pg_server`` they use):
 
 - ``pg_migrated_url``: the URL of a fresh database migrated to head from the project's
   migrations directory (``--pg-migrations``, the ``pgkeel_migrations`` ini option, else
@@ -16,17 +16,18 @@ import hashlib
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pgkeel.migrate._files import discover
-from pgkeel.migrate._runner import up
-from pgkeel.pytest_plugin import PgServer
+if TYPE_CHECKING:
+    from pgkeel.testing.plugin import PgServer
 
-__all__ = ["pg_migrated", "pg_migrated_url"]
+__all__ = ["add_options", "pg_migrated", "pg_migrated_url"]
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def add_options(parser: pytest.Parser) -> None:
+    """The options of these fixtures, added by the plugin's ``pytest_addoption``."""
     parser.getgroup("pgkeel").addoption(
         "--pg-migrations",
         default=None,
@@ -62,6 +63,10 @@ def pg_migrated(
     made: list[str] = []
 
     def make(directory: str | Path | None = None) -> str:
+        # Only now: a session that never migrates never loads the runner.
+        from pgkeel.migrate._files import discover
+        from pgkeel.migrate._runner import up
+
         root = Path(directory) if directory is not None else _default_directory(request.config)
         files = discover(root)
         fingerprint = hashlib.sha256(

@@ -1,4 +1,4 @@
-"""The ``pgkeel`` command: a thin layer over the public API.
+"""``pgkeel db start|stop|status|url|psql``: a thin layer over :mod:`pgkeel.embedded`.
 
 ``pgkeel db ...`` manages a persistent embedded server for development (``.pgkeel/data`` in the
 current directory or a parent, unless ``--data-dir`` / ``$PGKEEL_DATA_DIR`` says otherwise), so
@@ -15,11 +15,10 @@ from pathlib import Path
 
 import click
 
-from pgkeel import __version__, embedded
-from pgkeel.cli_copy import copy as copy_group
+from pgkeel import embedded
 from pgkeel.errors import Error
 
-__all__ = ["main"]
+__all__ = ["db"]
 
 _data_dir_option = click.option(
     "--data-dir",
@@ -33,18 +32,7 @@ _data_dir_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="pgkeel")
-def main() -> None:
-    """pgkeel: PostgreSQL for Python, production-grade by default.
-
-    Commands that connect (``pgkeel copy``...) use, when given no --url: $DATABASE_URL, else
-    libpq's PG* variables when one names a server (PGHOST, PGPORT...), else the running
-    development cluster of ``pgkeel db`` (found as --data-dir describes).
-    """
-
-
-@main.group()
+@click.group()
 def db() -> None:
     """A local PostgreSQL server for development, no Docker needed."""
 
@@ -163,10 +151,3 @@ def psql(data_dir: Path | None, psql_args: tuple[str, ...]) -> None:
     env = {**os.environ, "PGPASSWORD": server.password}
     target = server.url_for("postgres", with_password=False)
     os.execve(found, [found, target, *psql_args], env)  # noqa: S606 - replacing ourselves with psql
-
-
-main.add_command(copy_group)
-
-from pgkeel.migrate._cli import migrate as migrate_group  # noqa: E402 - kept apart to merge
-
-main.add_command(migrate_group)
