@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from pathlib import Path
@@ -43,34 +42,24 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Catalog answers per connection: a pooled connection keeps its session (and search_path) for its
-# life, so what a table name means cannot change under it except by DDL, which forget_tables()
-# and any failed COPY clear.
-_catalog: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], dict[Any, TableInfo]] = (
-    weakref.WeakKeyDictionary()
-)
 _names = itertools.count(1)
 
 
 def forget_tables(conn: psycopg.AsyncConnection[Any] | None = None) -> None:
-    """Drop cached column types (for ``conn``, or every connection): call it after DDL."""
-    if conn is None:
-        _catalog.clear()
-    else:
-        _catalog.pop(conn, None)
+    """Kept for compatibility: column types are now read for every call, so there is no cache.
+
+    (A per-connection cache could not see another session's ``ALTER COLUMN ... TYPE``, and a
+    binary COPY would then send values in the old type's format.)
+    """
 
 
 async def table_info(conn: psycopg.AsyncConnection[Any], table: Table) -> TableInfo:
-    """The table's columns and their types, from the catalog, cached per connection."""
-    cache = _catalog.setdefault(conn, {})
-    info = cache.get(table)
-    if info is None:
-        ident = base.table_identifier(table)
-        async with conn.cursor(row_factory=tuple_row) as cur:
-            await cur.execute(base.CATALOG_QUERY, (ident.as_string(conn),))
-            records = await cur.fetchall()
-        info = cache[table] = base.parse_catalog(table, ident, records)
-    return info
+    """The table's columns and their types, from the catalog (one round trip, every call)."""
+    ident = base.table_identifier(table)
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(base.CATALOG_QUERY, (ident.as_string(conn),))
+        records = await cur.fetchall()
+    return base.parse_catalog(table, ident, records)
 
 
 if True:  # ASYNC
@@ -118,20 +107,35 @@ else:
     _batches = base.iter_batches
 
 
+class _Progress:
+    """Where a COPY is: rows sent before the current batch, and that batch (for error notes)."""
+
+    __slots__ = ("batch", "getter", "start")
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.batch: list[Any] = []
+        self.getter: Callable[[Any], Sequence[Any]] | None = None
+
+
 async def _copy_rows(
     copy: psycopg.AsyncCopy,
     rows: AsyncIterator[Any],
     first: object,
     cols: Sequence[str],
     progress: Progress | None,
+    where: _Progress,
+    locate: Callable[[list[Any], Callable[[Any], Sequence[Any]] | None, int], Exception | None],
 ) -> int:
     done = 0
     getter: Callable[[Any], Sequence[Any]] | None = base.row_getter(first, cols)
+    where.getter = getter
     # write_row() costs a Python frame per row (a coroutine on the asyncio face): format rows
     # without I/O and write only when the formatter's buffer is full.
     format_row = copy.formatter.write_row
     write = copy.write
     async for batch in _batches(rows):
+        where.start, where.batch = done, batch
         try:
             for record in batch if getter is None else map(getter, batch):
                 if data := format_row(record):
@@ -141,6 +145,12 @@ async def _copy_rows(
                 if base.is_missing_key(exc, record, cols):
                     raise base.missing_key_error(exc, record, cols, done + i + 1) from None
             raise
+        except (TypeError, ValueError, OverflowError, AttributeError, psycopg.DataError) as exc:
+            # A dumper refused a value (or raised on one): name its row and column.
+            error = locate(batch, getter, done)
+            if error is None:
+                raise
+            raise error from exc
         done += len(batch)
         if progress is not None:
             progress(done)
@@ -164,12 +174,7 @@ async def copy_in(
             base.select_columns(info, columns, ())
         return 0
     cols = base.select_columns(info, columns, first)
-    try:
-        return await _copy_into(conn, info, info, cols, rows_it, first, progress)
-    except psycopg.DatabaseError:
-        # The table may have changed since its types were cached.
-        _catalog.get(conn, {}).pop(table, None)
-        raise
+    return await _copy_into(conn, info, info, cols, rows_it, first, progress, "copy_in()")
 
 
 async def _copy_into(
@@ -180,18 +185,40 @@ async def _copy_into(
     rows: AsyncIterator[Any],
     first: object,
     progress: Progress | None,
+    what: str,
 ) -> int:
     """Binary COPY (text if a type has no binary dumper) of ``rows`` into ``target``'s ``cols``,
-    typed by ``types_of`` (the target itself, or the table a staging table copies)."""
+    typed by ``types_of`` (the target itself, or the table a staging table copies).
+
+    A value refused on the client raises :class:`pgkeel.errors.BadValueError` (the COPY is
+    aborted: nothing is written); a server error gets a note naming the row and column.
+    """
+    where = _Progress()
     async with conn.cursor() as cur:
         oids = base.column_oids(types_of, cols, cur.adapters)
         if oids is not None:
             base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
         stmt = base.copy_in_statement(target, cols, oids is not None)
-        async with cur.copy(stmt) as copy:
-            if oids is not None:
-                copy.set_types(oids)
-            return await _copy_rows(copy, rows, first, cols, progress)
+
+        def locate(
+            batch: list[Any], getter: Callable[[Any], Sequence[Any]] | None, start: int
+        ) -> Exception | None:
+            if oids is None:
+                return None
+            return base.locate_bad_value(
+                types_of, what, cols, oids, cur.adapters, cur, batch, getter, start
+            )
+
+        try:
+            async with cur.copy(stmt) as copy:
+                if oids is not None:
+                    copy.set_types(oids)
+                return await _copy_rows(copy, rows, first, cols, progress, where, locate)
+        except psycopg.Error as exc:
+            base.note_server_refusal(
+                exc, types_of, what, cols, where.batch, where.getter, where.start
+            )
+            raise
 
 
 def _open_read(file: str | Path | IO[Any], stack: contextlib.ExitStack) -> IO[Any]:
@@ -302,7 +329,7 @@ async def upsert(
     await conn.execute(base.create_stage_statement(info, cols, stage))
     # The staging table has the target's column types, so the catalog answer serves both.
     stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
-    await _copy_into(conn, stage_info, info, cols, rows_it, first, None)
+    await _copy_into(conn, stage_info, info, cols, rows_it, first, None, "upsert()")
     merge = base.merge_statement(info, cols, keys, updates, stage, on_duplicate)
     if on_duplicate == "last":
         return max((await conn.execute(merge)).rowcount, 0)
