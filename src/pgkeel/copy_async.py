@@ -5,11 +5,13 @@ caller owns the transaction); :class:`AsyncBulkMethods` gives them to
 :class:`pgkeel.AsyncDatabase` and its transactions as methods, each call one transaction (or a
 savepoint inside the caller's). The sync face is generated from the asyncio one by
 ``tools/async_to_sync.py``; the logic without I/O they share is in :mod:`pgkeel._bulk_base`. On
-the asyncio face local files are read and written in the event loop's thread, in 1 MiB chunks.
+the asyncio face local files are opened, read and written in a worker thread
+(``asyncio.to_thread``), ~1 MiB per call, so the event loop never waits on the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -221,9 +223,22 @@ async def _copy_into(
             raise
 
 
-def _open_read(file: str | Path | IO[Any], stack: contextlib.ExitStack) -> IO[Any]:
+if True:  # ASYNC
+
+    async def _io(fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking file call in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(fn, *args)
+
+else:
+
+    def _io(fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+
+async def _open(file: str | Path | IO[Any], mode: str, stack: contextlib.ExitStack) -> IO[Any]:
     if isinstance(file, str | Path):
-        return stack.enter_context(open(file, "rb"))
+        f: IO[Any] = await _io(open, file, mode)
+        return stack.enter_context(f)
     return file
 
 
@@ -244,10 +259,10 @@ async def copy_in_csv(
     """
     info = await table_info(conn, table)
     with contextlib.ExitStack() as stack:
-        f = _open_read(file, stack)
+        f = await _open(file, "rb", stack)
         server_header = header
         if columns is None and header:
-            line = f.readline()
+            line = await _io(f.readline)
             text = line.decode() if isinstance(line, bytes) else line
             columns = base.parse_header(text.rstrip("\r\n"), delimiter)
             server_header = False
@@ -256,7 +271,7 @@ async def copy_in_csv(
         lines = 0
         async with conn.cursor() as cur:
             async with cur.copy(stmt) as copy:
-                while chunk := f.read(base.CSV_CHUNK_BYTES):
+                while chunk := await _io(f.read, base.CSV_CHUNK_BYTES):
                     await copy.write(chunk)
                     if progress is not None:
                         lines += chunk.count(b"\n" if isinstance(chunk, bytes) else "\n")
@@ -283,24 +298,38 @@ async def copy_out(
     """
     stmt = base.copy_out_statement(query_or_table, format=format, header=header)
     with contextlib.ExitStack() as stack:
-        f: IO[Any] = stack.enter_context(open(file, "wb")) if isinstance(file, str | Path) else file
+        f = await _open(file, "wb", stack)
         text = base.is_text_file(f)
         if text and format == "binary":
             raise ValueError("binary COPY output needs a binary file, not a text one")
         async with conn.cursor() as cur:
             async with cur.copy(stmt, params) as copy:
                 n = 0
+                # Chunks (one row each in the text and csv formats) are written to the file
+                # ~1 MiB at a time: one call per chunk would be one thread hop per row.
+                pending: list[Any] = []
+                size = 0
                 async for data in copy:
-                    f.write(bytes(data).decode() if text else data)
+                    pending.append(data)
+                    size += len(data)
+                    if size >= base.CSV_CHUNK_BYTES:
+                        await _io(_write_out, f, pending, text)
+                        pending, size = [], 0
                     if progress is not None:
-                        # In the text and csv formats each chunk is one row.
                         n += 1
                         if n % base.BATCH_ROWS == 0:
                             progress(n)
+                if pending:
+                    await _io(_write_out, f, pending, text)
             done = max(cur.rowcount, 0)
     if progress is not None:
         progress(done)
     return done
+
+
+def _write_out(f: IO[Any], chunks: list[Any], text: bool) -> None:
+    data = b"".join(chunks)
+    f.write(data.decode() if text else data)
 
 
 async def upsert(
@@ -514,8 +543,11 @@ class AsyncPipeline:
     Errors surface at the latest when the ``pipeline()`` block ends, which then rolls back.
     """
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(
+        self, conn: psycopg.AsyncConnection[Any], pipeline: psycopg.AsyncPipeline | None = None
+    ) -> None:
         self._conn = conn
+        self._pipeline = pipeline
         self.statements = 0
 
     async def execute(self, query: Query, params: Any = None) -> None:
@@ -547,9 +579,8 @@ class AsyncPipeline:
 
     async def sync(self) -> None:
         """Wait for every queued statement; raise the first error among them."""
-        pipeline = self._conn._pipeline
-        if pipeline is not None:
-            await pipeline.sync()
+        if self._pipeline is not None:
+            await self._pipeline.sync()
 
 
 class AsyncBulkMethods:
@@ -735,5 +766,5 @@ class AsyncBulkMethods:
     @contextlib.asynccontextmanager
     async def pipeline(self) -> AsyncIterator[AsyncPipeline]:
         """Batch many statements into few round trips, in one transaction."""
-        async with self._atomic() as conn, conn.pipeline():
-            yield AsyncPipeline(conn)
+        async with self._atomic() as conn, conn.pipeline() as pipeline:
+            yield AsyncPipeline(conn, pipeline)
