@@ -33,7 +33,6 @@ from pgkeel.errors import (
     StreamIdleTimeoutError,
     TableNotFoundError,
 )
-from pgkeel.types import StrictDatetimeBinaryDumper
 
 Table: TypeAlias = "str | tuple[str, str]"
 """A table name: one identifier (never split on dots), or a ``(schema, name)`` pair."""
@@ -219,7 +218,6 @@ def column_oids(info: TableInfo, cols: Sequence[str], adapters: AdaptersMap) -> 
 
 
 _TEXT_ARRAY_OID = 1009
-_TIMESTAMPTZ_OID = 1184
 _ARRAY_HEAD = struct.Struct("!iiIii")  # ndim, has nulls, element oid, length, lower bound
 _EMPTY_TEXT_ARRAY = struct.pack("!iiI", 0, 0, _TEXT_OID)  # what psycopg sends for []
 _ITEM_LEN = struct.Struct("!i")
@@ -231,21 +229,13 @@ def speed_up_dumpers(adapters: AdaptersMap, oids: Sequence[int], encoding: str) 
     The strict dumpers (:mod:`pgkeel._bulk_dumpers`) store each value exactly as an INSERT
     would, or refuse it. psycopg dumps a list with a general, Python-level array dumper (any
     depth, any element type, NULLs); a flat list of str for a ``text[]`` column, by far the
-    common case, is packed here in one pass. ``timestamptz`` uses psycopg's C dumper. Anything
-    else goes to psycopg's dumper, unchanged.
+    common case, is packed here in one pass. ``timestamptz`` keeps psycopg's dumper (in C),
+    which refuses a naive datetime with a TypeError the COPY turns into a BadValueError.
+    Anything else goes to psycopg's dumper, unchanged.
     """
     register_strict_dumpers(adapters)
     if _TEXT_ARRAY_OID in oids and encoding in ("utf-8", "utf8"):
         adapters.register_dumper(None, _flat_text_array_dumper(adapters))
-    if _TIMESTAMPTZ_OID in oids:
-        current = adapters.get_dumper_by_oid(_TIMESTAMPTZ_OID, _BINARY)
-        if issubclass(current, StrictDatetimeBinaryDumper):
-            # The strict dumper's check lives in upgrade(), which COPY (types set by oid) never
-            # calls; psycopg's own dumper (in C when available) refuses a naive datetime with
-            # a TypeError, which the COPY turns into a BadValueError naming the row.
-            adapters.register_dumper(
-                None, psycopg.adapters.get_dumper_by_oid(_TIMESTAMPTZ_OID, _BINARY)
-            )
 
 
 def _flat_text_array_dumper(adapters: AdaptersMap) -> type[Any]:

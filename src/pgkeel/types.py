@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.adapt import Dumper, Loader, PyFormat
-from psycopg.types.datetime import DatetimeBinaryDumper, DatetimeDumper
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 
 from pgkeel.errors import NotStorableError
@@ -139,18 +138,36 @@ def _naive(obj: datetime) -> NotStorableError:
     )
 
 
-class _StrictDatetimeDumper(DatetimeDumper):
-    def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
-        if obj.tzinfo is None:
-            raise _naive(obj)
-        return self
+def _strict_datetime_dumper(format: PyFormat) -> type[Dumper]:
+    """A datetime dumper refusing naive values, then handing aware ones to psycopg's own.
 
+    Built on psycopg's public dumper protocol: ``get_key`` tells naive from aware datetimes and
+    ``upgrade`` returns, for an aware one, psycopg's default dumper (in C when available), which
+    the connection then caches and calls directly. It registers no oid, so a COPY that sets the
+    column types by oid gets psycopg's dumper (a naive value fails there, named by the COPY).
+    """
+    default = psycopg.adapters.get_dumper(datetime, format)
+    aware_key = (datetime, "aware", format)
+    naive_key = (datetime, "naive", format)
 
-class StrictDatetimeBinaryDumper(DatetimeBinaryDumper):
-    def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
-        if obj.tzinfo is None:
-            raise _naive(obj)
-        return self
+    class StrictDatetimeDumper(Dumper):
+        def __init__(self, cls: type, context: Any = None) -> None:
+            super().__init__(cls, context)
+            self._context = context
+
+        def get_key(self, obj: datetime, format: PyFormat) -> Any:
+            return naive_key if obj.tzinfo is None else aware_key
+
+        def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
+            if obj.tzinfo is None:
+                raise _naive(obj)
+            return default(self.cls, self._context)  # type: ignore[return-value]
+
+        def dump(self, obj: datetime) -> Any:  # pragma: no cover - upgrade() always replaces it
+            raise NotImplementedError
+
+    StrictDatetimeDumper.format = default.format
+    return StrictDatetimeDumper
 
 
 class _JsonLoader(Loader):
@@ -159,6 +176,10 @@ class _JsonLoader(Loader):
     # makes one.
     def load(self, data: Any) -> Any:
         return loads_json(data)
+
+
+_STRICT_DATETIME_TEXT = _strict_datetime_dumper(PyFormat.TEXT)
+_STRICT_DATETIME_BINARY = _strict_datetime_dumper(PyFormat.BINARY)
 
 
 def configure(conn: psycopg.BaseConnection[Any], *, naive_datetime: str = "error") -> None:
@@ -172,5 +193,5 @@ def configure(conn: psycopg.BaseConnection[Any], *, naive_datetime: str = "error
     adapters.register_dumper(dict, adapters.get_dumper(Jsonb, PyFormat.TEXT))
     adapters.register_dumper(dict, adapters.get_dumper(Jsonb, PyFormat.BINARY))
     if naive_datetime == "error":
-        adapters.register_dumper(datetime, _StrictDatetimeDumper)
-        adapters.register_dumper(datetime, StrictDatetimeBinaryDumper)
+        adapters.register_dumper(datetime, _STRICT_DATETIME_TEXT)
+        adapters.register_dumper(datetime, _STRICT_DATETIME_BINARY)
