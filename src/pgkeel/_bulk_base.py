@@ -329,7 +329,10 @@ def note_server_refusal(
     where line N is the Nth row sent. The value's Python type is known while its row is still
     in the current batch.
     """
-    context = exc.diag.context or ""
+    # The context's last line is the COPY's ("COPY t, line 3, column c: ..."); lines above it
+    # come from the type's input function ("JSON data, line 1: ...").
+    lines = [ln for ln in (exc.diag.context or "").splitlines() if ln.startswith("COPY ")]
+    context = lines[-1] if lines else ""
     marker = ", line "
     at = context.find(marker)
     if at < 0:

@@ -24,6 +24,7 @@ INSERT does).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import struct
 import uuid
@@ -109,9 +110,12 @@ class StrictFloat8BinaryDumper(Dumper):
         if isinstance(obj, int | float | Decimal) and not isinstance(obj, bool):
             # The server rounds an int or numeric to the nearest double, as float() does.
             try:
-                return pack(float(obj))
+                value = float(obj)
             except OverflowError:
-                raise _Refused("the value is out of range for double precision") from None
+                value = math.inf
+            if math.isinf(value) and not (isinstance(obj, Decimal) and obj.is_infinite()):
+                raise _Refused("the value is out of range for double precision")
+            return pack(value)
         raise _wrong_type(obj, "a float, an int or a Decimal")
 
 
