@@ -32,13 +32,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import pq
 from psycopg.adapt import AdaptersMap, Dumper
 from psycopg.types.json import Json, Jsonb
 
 from pgkeel.errors import NotStorableError
-from pgkeel.types import dumps_json
+from pgkeel.types import dumps_json, has_non_finite
 
 __all__ = ["describe_refusal", "register_strict_dumpers"]
 
@@ -60,9 +61,9 @@ def _int_dumper(oid: int, fmt: str, low: int, high: int, label: str) -> type[Dum
     class StrictIntBinaryDumper(Dumper):
         format = _BINARY
 
-        def dump(self, obj: Any) -> bytes:
+        def dump(self, obj: Any, exact: type = int) -> bytes:
             # type() is int (not isinstance): bool is an int, and INSERT refuses a boolean.
-            if type(obj) is int or (isinstance(obj, int) and not isinstance(obj, bool)):
+            if type(obj) is exact or (isinstance(obj, int) and not isinstance(obj, bool)):
                 try:
                     return pack(obj)  # struct checks the range, where psycopg's dumper wraps
                 except struct.error:
@@ -151,10 +152,11 @@ def _numeric_dumper(general: type[Any]) -> type[Dumper]:
             super().__init__(cls, context)
             self._dump = general(cls, context).dump
 
-        def dump(self, obj: Any) -> Any:
-            if type(obj) is Decimal or type(obj) is int:
-                return self._dump(obj)
-            if isinstance(obj, Decimal | int) and not isinstance(obj, bool):
+        def dump(self, obj: Any, decimal: type = Decimal) -> Any:
+            # psycopg's dumper takes True for 1, where an INSERT refuses a boolean.
+            if type(obj) is decimal or (
+                isinstance(obj, Decimal | int) and not isinstance(obj, bool)
+            ):
                 return self._dump(obj)
             raise _wrong_type(obj, "a Decimal or an int")
 
@@ -198,8 +200,8 @@ class StrictUuidBinaryDumper(Dumper):
     format = _BINARY
     oid = 2950
 
-    def dump(self, obj: Any) -> bytes:
-        if type(obj) is uuid.UUID:
+    def dump(self, obj: Any, uuid_type: type[uuid.UUID] = uuid.UUID) -> bytes:
+        if type(obj) is uuid_type:
             return obj.int.to_bytes(16)
         if isinstance(obj, str):
             if _UUID_TEXT.fullmatch(obj):
@@ -235,7 +237,13 @@ def _json_dumper(oid: int, general: type[Any]) -> type[Dumper]:
         def dump(self, obj: Any) -> Any:
             # A dict or list is written in one Python call (psycopg's dumper costs three).
             if type(obj) is dict or type(obj) is list:
-                return prefix + dumps_json(obj)
+                try:
+                    out = orjson.dumps(obj)
+                except orjson.JSONEncodeError:
+                    return prefix + dumps_json(obj)  # what orjson cannot write, written exactly
+                if b"null" in out and has_non_finite(obj):
+                    dumps_json(obj)  # raises the error naming NaN/Infinity
+                return prefix + out
             if isinstance(obj, str):
                 # An INSERT sends a str as text the server parses as JSON: do the same.
                 return prefix + obj.encode()

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 
 from pgkeel.errors import NotStorableError
 
-__all__ = ["configure", "dumps_json", "loads_json"]
+__all__ = ["configure", "dumps_json", "loads_json", "loads_jsonb"]
 
 
 def dumps_json(obj: Any) -> bytes:
@@ -92,7 +92,10 @@ def _json_key(key: Any) -> str:
 
 
 # A number orjson might not read exactly: 16 or more digits in a row (a float has 15 safe
-# ones; an integer of 16+ digits may exceed 64 bits) or an exponent of three digits.
+# ones; an integer of 16+ digits may exceed 64 bits) or an exponent of three digits. jsonb
+# prints its numbers without an exponent (as numeric does), so for jsonb the first test is
+# enough, and it costs a third of both (~0.2 us against ~0.6 us on a short document).
+_LONG_NUMBER = re.compile(rb"[0-9][0-9.]{15}")
 _RISKY_NUMBER = re.compile(rb"[0-9][0-9.]{15}|[eE][-+]?[0-9]{3}")
 
 
@@ -105,6 +108,13 @@ def loads_json(data: Any) -> Any:
     the float is the same number as written, else a Decimal.
     """
     if _RISKY_NUMBER.search(data) is None:
+        return orjson.loads(data)
+    return json.loads(bytes(data), parse_float=_exact_float)
+
+
+def loads_jsonb(data: Any) -> Any:
+    """:func:`loads_json` for jsonb's text output, whose numbers never have an exponent."""
+    if _LONG_NUMBER.search(data) is None:
         return orjson.loads(data)
     return json.loads(bytes(data), parse_float=_exact_float)
 
@@ -172,10 +182,13 @@ def _strict_datetime_dumper(format: PyFormat) -> type[Dumper]:
 
 class _JsonLoader(Loader):
     # psycopg calls a Python loader's ``load`` with a memoryview of the value; orjson and the
-    # regex read a memoryview directly: no bytes copy per value, where psycopg's JSON loader
-    # makes one.
-    def load(self, data: Any) -> Any:
-        return loads_json(data)
+    # regex read a memoryview directly, so ``load`` *is* loads_json: one Python frame and no
+    # bytes copy per value, where psycopg's JSON loader costs two frames and a copy.
+    load = staticmethod(loads_json)
+
+
+class _JsonbLoader(Loader):
+    load = staticmethod(loads_jsonb)
 
 
 _STRICT_DATETIME_TEXT = _strict_datetime_dumper(PyFormat.TEXT)
@@ -188,7 +201,7 @@ def configure(conn: psycopg.BaseConnection[Any], *, naive_datetime: str = "error
     set_json_dumps(dumps_json, context=conn)
     set_json_loads(loads_json, context=conn)  # the binary loaders (they strip a version byte)
     adapters.register_loader("json", _JsonLoader)
-    adapters.register_loader("jsonb", _JsonLoader)
+    adapters.register_loader("jsonb", _JsonbLoader)
     # The dumpers just customised for Jsonb, reused for plain dicts.
     adapters.register_dumper(dict, adapters.get_dumper(Jsonb, PyFormat.TEXT))
     adapters.register_dumper(dict, adapters.get_dumper(Jsonb, PyFormat.BINARY))
