@@ -634,7 +634,11 @@ class AsyncBulkMethods:
     ) -> int:
         """Binary COPY of ``rows`` (tuples, or dicts mapped by column name) into ``table``.
 
-        Column types come from the catalog; returns the number of rows written.
+        Column types come from the catalog (read on every call); returns the number of rows
+        written. Each value is stored exactly as ``INSERT ... VALUES (%s)`` would store it, or
+        refused: a value of the wrong Python type or out of the column's range raises
+        :class:`pgkeel.errors.BadValueError` naming the row, the column and both types, and
+        nothing is written (see :mod:`pgkeel._bulk_dumpers` for the accepted types).
         """
         async with self._bulk_atomic() as conn:
             return await copy_in(conn, table, rows, columns=columns, progress=progress)
