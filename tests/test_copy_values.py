@@ -13,6 +13,7 @@ the INSERT stores ``x``.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import io
 import threading
 import uuid
@@ -32,6 +33,10 @@ pytest_plugins = ["fix_bulk"]
 
 UTC = dt.UTC
 UID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
 
 
 class Converts:
@@ -60,6 +65,7 @@ CASES: dict[str, list[Any]] = {
     "int4": [
         *(0, 2**31 - 1, -(2**31), 2**31, 2**40, -(2**31) - 1, True, False),
         *(Converts("12"), Converts(1.7), Converts(2.5), Converts(Decimal("1.0")), None),
+        Level.HIGH,
     ],
     "int8": [2**63 - 1, -(2**63), 2**63, 2**70, True, Converts(Decimal(5))],
     "oid": [0, 2**32 - 1, 2**32, -1, -(2**31), -(2**31) - 1, True],
@@ -75,7 +81,7 @@ CASES: dict[str, list[Any]] = {
         *(Decimal("123.456"), Decimal("12345.6"), 3, Decimal("NaN"), True),
         *(Converts(1.005), Converts("1.5")),
     ],
-    "numeric": [Decimal("12345678901234567890.123456789"), 2**70, Decimal("-0.00")],
+    "numeric": [Decimal("12345678901234567890.123456789"), 2**70, Decimal("-0.00"), Level.HIGH],
     "varchar(3)": ["abc", "abcd", "abc ", "", Converts(5), b"ab"],
     "char(3)": ["ab", "abcd", "abc   "],
     "text": [

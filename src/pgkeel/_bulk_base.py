@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
@@ -22,7 +22,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.adapt import AdaptersMap
 
-from pgkeel._bulk_dumpers import describe_refusal, register_strict_dumpers
+from pgkeel._bulk_dumpers import describe_refusal, register_strict_dumpers, strict_dumper
 from pgkeel.config import Config, duration
 from pgkeel.errors import (
     BadValueError,
@@ -223,7 +223,9 @@ _EMPTY_TEXT_ARRAY = struct.pack("!iiI", 0, 0, _TEXT_OID)  # what psycopg sends f
 _ITEM_LEN = struct.Struct("!i")
 
 
-def speed_up_dumpers(adapters: AdaptersMap, oids: Sequence[int], encoding: str) -> None:
+def speed_up_dumpers(
+    adapters: AdaptersMap, oids: Sequence[int], encoding: str, batch_checked: Collection[int] = ()
+) -> None:
     """Register the COPY's binary dumpers on ``adapters`` (a cursor's): strict and fast ones.
 
     The strict dumpers (:mod:`pgkeel._bulk_dumpers`) store each value exactly as an INSERT
@@ -233,7 +235,7 @@ def speed_up_dumpers(adapters: AdaptersMap, oids: Sequence[int], encoding: str) 
     which refuses a naive datetime with a TypeError the COPY turns into a BadValueError.
     Anything else goes to psycopg's dumper, unchanged.
     """
-    register_strict_dumpers(adapters)
+    register_strict_dumpers(adapters, batch_checked)
     if _TEXT_ARRAY_OID in oids and encoding in ("utf-8", "utf8"):
         adapters.register_dumper(None, _flat_text_array_dumper(adapters))
 
@@ -299,7 +301,12 @@ def locate_bad_value(
     Each value is dumped again, alone, by its column's dumper; the first that raises names the
     row (``start`` rows came before the batch) and the column. None if none raises again.
     """
-    dumpers = [adapters.get_dumper_by_oid(oid, _BINARY)(type(None), context) for oid in oids]
+    dumpers = [
+        (strict_dumper(oid, adapters) or adapters.get_dumper_by_oid(oid, _BINARY))(
+            type(None), context
+        )
+        for oid in oids
+    ]
     for i, raw in enumerate(batch):
         record = raw if getter is None else getter(raw)
         for col, oid, dumper, value in zip(cols, oids, dumpers, record, strict=False):

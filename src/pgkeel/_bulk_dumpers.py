@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
 import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import orjson
@@ -41,7 +43,13 @@ from psycopg.types.json import Json, Jsonb
 from pgkeel.errors import NotStorableError
 from pgkeel.types import dumps_json, has_non_finite
 
-__all__ = ["describe_refusal", "register_strict_dumpers"]
+__all__ = [
+    "batch_checks",
+    "column_ok",
+    "describe_refusal",
+    "register_strict_dumpers",
+    "strict_dumper",
+]
 
 _BINARY = pq.Format.BINARY
 _JSONB_PREFIX = b"\x01"  # jsonb's binary format version
@@ -272,15 +280,70 @@ _STRICT: dict[int, type[Dumper]] = {
 _WRAPPING = (1700, 114, 3802)  # strict dumpers built around the cursor's own dumper
 
 
-def register_strict_dumpers(adapters: AdaptersMap) -> None:
+def register_strict_dumpers(adapters: AdaptersMap, batch_checked: Collection[int] = ()) -> None:
     """Register the strict dumpers on a COPY cursor's ``adapters`` (all types, since an array
-    column's dumper looks its element's dumper up by oid on the same map)."""
-    for dumper in _STRICT.values():
-        adapters.register_dumper(None, dumper)
-    general = adapters.get_dumper_by_oid(1700, _BINARY)
-    adapters.register_dumper(None, _numeric_dumper(general))
+    column's dumper looks its element's dumper up by oid on the same map).
+
+    The types in ``batch_checked`` keep psycopg's (C) dumpers: the COPY checks their values a
+    batch at a time with :func:`column_ok` before formatting them.
+    """
+    kept = {oid: adapters.get_dumper_by_oid(oid, _BINARY) for oid in batch_checked}
+    for oid, dumper in _STRICT.items():
+        if oid not in kept:
+            adapters.register_dumper(None, dumper)
+    if 1700 not in kept:
+        adapters.register_dumper(None, _numeric_dumper(adapters.get_dumper_by_oid(1700, _BINARY)))
     for oid in (114, 3802):
         adapters.register_dumper(None, _json_dumper(oid, adapters.get_dumper_by_oid(oid, _BINARY)))
+
+
+def strict_dumper(oid: int, adapters: AdaptersMap) -> type[Dumper] | None:
+    """The strict dumper class for ``oid`` (None if psycopg's own is strict enough)."""
+    if oid == 1700:
+        return _numeric_dumper(adapters.get_dumper_by_oid(1700, _BINARY))
+    return _STRICT.get(oid)
+
+
+# Column types whose values are checked a batch at a time with C builtins (set(map(type, ...)),
+# min(), max()): ~50 ns a value against ~150-200 ns for a Python dumper called per value by
+# psycopg's C row formatter. Each: the exact Python types accepted, and the range (ints).
+_BATCH_SPECS: dict[int, tuple[frozenset[type], int | None, int | None]] = {
+    21: (frozenset({int}), -(2**15), 2**15 - 1),
+    23: (frozenset({int}), -(2**31), 2**31 - 1),
+    20: (frozenset({int}), -(2**63), 2**63 - 1),
+    1700: (frozenset({Decimal, int}), None, None),
+}
+# An array of one of those gets its element dumper by oid from the same map, so it must stay
+# strict: the element type is then checked per value.
+_ARRAY_ELEMENT = {1005: 21, 1007: 23, 1016: 20, 1231: 1700}
+_NOT_NONE = partial(operator.is_not, None)
+
+
+def batch_checks(oids: Sequence[int]) -> dict[int, tuple[frozenset[type], int | None, int | None]]:
+    """Column positions to check a batch at a time, with their accepted types and range."""
+    elements = {_ARRAY_ELEMENT[o] for o in oids if o in _ARRAY_ELEMENT}
+    return {
+        i: _BATCH_SPECS[oid]
+        for i, oid in enumerate(oids)
+        if oid in _BATCH_SPECS and oid not in elements
+    }
+
+
+def column_ok(values: Iterable[Any], spec: tuple[frozenset[type], int | None, int | None]) -> bool:
+    """Whether a batch's values for one column are all of the exact types and in range.
+
+    False sends the batch to the per-value check, which also accepts subclasses (an IntEnum)
+    and names the first value refused; ``bool`` is never in the accepted types.
+    """
+    types, low, high = spec
+    present = list(filter(_NOT_NONE, values))
+    if not present:
+        return True
+    if not types.issuperset(map(type, present)):
+        return False
+    if low is None or high is None:
+        return True
+    return bool(low <= min(present) and max(present) <= high)
 
 
 _EXPECTED = {

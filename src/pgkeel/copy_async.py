@@ -16,6 +16,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, LiteralString, TypeVar
@@ -26,6 +27,8 @@ from psycopg.rows import tuple_row
 
 from pgkeel import _bulk_base as base
 from pgkeel._bulk_base import CopyFormat, OnDuplicate, Progress, Table, TableInfo
+from pgkeel._bulk_dumpers import batch_checks, column_ok
+from pgkeel.errors import BadValueError
 from pgkeel.query import Query
 from pgkeel.rows import RowSpec, row_factory
 
@@ -128,10 +131,14 @@ async def _copy_rows(
     progress: Progress | None,
     where: _Progress,
     locate: Callable[[list[Any], Callable[[Any], Sequence[Any]] | None, int], Exception | None],
+    checks: dict[int, tuple[frozenset[type], int | None, int | None]],
 ) -> int:
     done = 0
     getter: Callable[[Any], Sequence[Any]] | None = base.row_getter(first, cols)
     where.getter = getter
+    # Columns whose values are checked a batch at a time (then dumped by psycopg's C dumpers).
+    dict_rows = getter is not None
+    column_checks = [(itemgetter(cols[i] if dict_rows else i), spec) for i, spec in checks.items()]
     # write_row() costs a Python frame per row (a coroutine on the asyncio face): format rows
     # without I/O and write only when the formatter's buffer is full.
     format_row = copy.formatter.write_row
@@ -139,9 +146,16 @@ async def _copy_rows(
     async for batch in _batches(rows):
         where.start, where.batch = done, batch
         try:
+            for get, spec in column_checks:
+                if not column_ok(map(get, batch), spec):
+                    error = locate(batch, getter, done)
+                    if error is not None:
+                        raise error
             for record in batch if getter is None else map(getter, batch):
                 if data := format_row(record):
                     await write(data)
+        except BadValueError:
+            raise
         except KeyError as exc:
             for i, record in enumerate(batch):
                 if base.is_missing_key(exc, record, cols):
@@ -198,8 +212,10 @@ async def _copy_into(
     where = _Progress()
     async with conn.cursor() as cur:
         oids = base.column_oids(types_of, cols, cur.adapters)
+        checks = {} if oids is None else batch_checks(oids)
         if oids is not None:
-            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
+            checked_oids = {oids[i] for i in checks}
+            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding, checked_oids)
         stmt = base.copy_in_statement(target, cols, oids is not None)
 
         def locate(
@@ -215,7 +231,7 @@ async def _copy_into(
             async with cur.copy(stmt) as copy:
                 if oids is not None:
                     copy.set_types(oids)
-                return await _copy_rows(copy, rows, first, cols, progress, where, locate)
+                return await _copy_rows(copy, rows, first, cols, progress, where, locate, checks)
         except psycopg.Error as exc:
             base.note_server_refusal(
                 exc, types_of, what, cols, where.batch, where.getter, where.start
