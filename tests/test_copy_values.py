@@ -208,6 +208,19 @@ def test_refused_value_names_its_row_in_a_long_load_and_leaves_nothing(
     assert admin.execute("SELECT id FROM t ORDER BY id").fetchall() == [(0,), (2,)]
 
 
+def test_rows_of_the_wrong_length_are_refused(
+    db: pgkeel.Database, admin: psycopg.Connection[Any]
+) -> None:
+    """A tuple shorter or longer than the columns fails the COPY (even past a checked column)."""
+    admin.execute("CREATE TABLE t (a int, b int)")
+    for rows in ([(1, 2), (1,)], [(1, 2, 3)]):
+        with pytest.raises(psycopg.DataError, match="expected 2 values in row"):
+            db.copy_in("t", rows)
+    with pytest.raises((psycopg.DataError, BadValueError)):
+        db.copy_in("t", [(1, 1), (2**40, 1), (1,)])
+    assert admin.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
 def test_async_copy_in_and_upsert_store_exactly_or_refuse(
     arun: Any, admin: psycopg.Connection[Any]
 ) -> None:

@@ -111,11 +111,16 @@ def _copy_rows(
     for batch in _batches(rows):
         where.start, where.batch = done, batch
         try:
-            for get, spec in column_checks:
-                if not column_ok(map(get, batch), spec):
-                    error = locate(batch, getter, done)
-                    if error is not None:
-                        raise error
+            try:
+                checked = all(column_ok(map(get, batch), spec) for get, spec in column_checks)
+            except IndexError:
+                # A tuple shorter than the columns: psycopg's formatter refuses it below, which
+                # aborts the COPY whatever the rows before it held.
+                checked = True
+            if not checked:
+                error = locate(batch, getter, done)
+                if error is not None:
+                    raise error
             for record in batch if getter is None else map(getter, batch):
                 if data := format_row(record):
                     write(data)
