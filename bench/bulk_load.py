@@ -23,7 +23,6 @@ from pgcopy import CopyManager
 
 import _common as c
 import pgkeel
-import pgkeel.copy
 
 TABLE = "products"
 INSERT = "INSERT INTO products (id, name, price, category, tags, metadata, stock, created_at)"
@@ -65,7 +64,6 @@ def main() -> None:
                     if not c.selected(args, name):
                         continue
                     c.reset(url, TABLE)
-                    pgkeel.copy.forget_tables()
                     c.checkpoint(url)
                     seconds = c.timed(fn)
                     check(url, args.rows)

@@ -21,7 +21,6 @@ import psycopg2.extras
 
 import _common as c
 import pgkeel
-import pgkeel.copy
 
 TABLE = "products"
 COLS = ", ".join(c.COLUMNS)
@@ -63,7 +62,6 @@ def main() -> None:
                     if not c.selected(args, name):
                         continue
                     prepare(url, half)
-                    pgkeel.copy.forget_tables()
                     seconds = c.timed(fn)
                     check(url, args.rows)
                     res.add(name, kind, args.rows / seconds)

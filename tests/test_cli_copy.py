@@ -56,7 +56,7 @@ def test_copy_in_error_exits_1_and_loads_nothing(pg_url: str, admin: Any, tmp_pa
     assert "invalid input syntax for type integer" in result.output
     as_json = runner.invoke(main, ["copy", "in", "nosuch", str(src), "--url", pg_url, "--json"])
     assert as_json.exit_code == 1
-    assert json.loads(as_json.output)["type"] == "UndefinedTable"
+    assert json.loads(as_json.output)["type"] == "TableNotFoundError"
     assert admin.execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 

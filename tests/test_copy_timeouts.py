@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 import pgkeel
+from pgkeel.errors import StreamIdleTimeoutError
 
 pytest_plugins = ["fix_bulk"]
 
@@ -129,9 +130,7 @@ def test_paused_stream_past_its_idle_limit_fails_clearly(pg_url: str) -> None:
     with pgkeel.Database(
         pg_url, min_size=1, max_size=1, idle_in_transaction_session_timeout="200ms"
     ) as db:
-        with pytest.raises(
-            psycopg.errors.IdleInTransactionSessionTimeout, match="stream_idle_timeout"
-        ):
+        with pytest.raises(StreamIdleTimeoutError, match="stream_idle_timeout"):
             slow_consumer(db.stream(CURSOR_QUERY, (4,), row=tuple, batch_size=1), 0.4)
         assert db.fetch_val("SELECT 1") == 1
 
@@ -162,9 +161,7 @@ def test_async_paused_stream_survives_with_stream_idle_timeout(pg_url: str) -> N
             idle_in_transaction_session_timeout="10s",
             stream_idle_timeout=0.2,
         ) as adb:
-            with pytest.raises(
-                psycopg.errors.IdleInTransactionSessionTimeout, match=r"stream_idle_timeout=0\.2 s"
-            ):
+            with pytest.raises(StreamIdleTimeoutError, match=r"stream_idle_timeout=0\.2 s"):
                 await consume(adb)
 
     asyncio.run(body())

@@ -1,11 +1,12 @@
 """pgkeel: PostgreSQL for Python, production-grade by default."""
 
-# A subpackage, not a name in __all__: `pgkeel.migrate.up(url, "migrations")`. Light: pglast
-# is imported only when migrations are split or linted.
-from pgkeel import migrate as migrate
+import typing as _typing
+
 from pgkeel.database import Database
 from pgkeel.database_async import AsyncDatabase
 from pgkeel.errors import (
+    BadValueError,
+    ColumnNotFoundError,
     CommitOutcomeUnknownError,
     ConfigError,
     DuplicateKeyError,
@@ -18,15 +19,22 @@ from pgkeel.errors import (
     PoolSizeError,
     RowError,
     ServerNotFoundError,
+    StreamIdleTimeoutError,
+    TableNotFoundError,
 )
 from pgkeel.transaction import Transaction
 from pgkeel.transaction_async import AsyncTransaction
+
+if _typing.TYPE_CHECKING:
+    from pgkeel import migrate as migrate
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AsyncDatabase",
     "AsyncTransaction",
+    "BadValueError",
+    "ColumnNotFoundError",
     "CommitOutcomeUnknownError",
     "ConfigError",
     "Database",
@@ -40,6 +48,18 @@ __all__ = [
     "PoolSizeError",
     "RowError",
     "ServerNotFoundError",
+    "StreamIdleTimeoutError",
+    "TableNotFoundError",
     "Transaction",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `pgkeel.migrate.up(url, "migrations")` after a plain `import pgkeel`, without paying for
+    # the migrate package (hashlib, its rule table) in every process that only queries.
+    if name == "migrate":
+        import importlib
+
+        return importlib.import_module("pgkeel.migrate")
+    raise AttributeError(f"module 'pgkeel' has no attribute {name!r}")

@@ -12,21 +12,27 @@ import csv
 import io
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
 from typing import Any, Literal, LiteralString, TypeAlias
 
-import orjson
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg import pq, sql
 from psycopg.adapt import AdaptersMap
 
+from pgkeel._bulk_dumpers import describe_refusal, register_strict_dumpers, strict_dumper
 from pgkeel.config import Config, duration
-from pgkeel.errors import DuplicateKeyError, IdentifierError, RowError
-from pgkeel.types import StrictDatetimeBinaryDumper, dumps_json, has_non_finite
+from pgkeel.errors import (
+    BadValueError,
+    ColumnNotFoundError,
+    DuplicateKeyError,
+    IdentifierError,
+    RowError,
+    StreamIdleTimeoutError,
+    TableNotFoundError,
+)
 
 Table: TypeAlias = "str | tuple[str, str]"
 """A table name: one identifier (never split on dots), or a ``(schema, name)`` pair."""
@@ -87,21 +93,23 @@ def table_label(table: Table) -> str:
 
 
 # One round trip gives the table's oid (NULL if it does not exist) and its live columns. Domains
-# are resolved to their base type here: binary COPY sends the base type's representation.
+# are resolved to their base type here: binary COPY sends the base type's representation. The
+# declared type (a domain, varchar(3)...) is kept for error messages.
 CATALOG_QUERY = sql.SQL(
     """\
 WITH RECURSIVE rel AS (SELECT to_regclass(%s) AS oid),
 col AS (
-    SELECT a.attnum, a.attname, a.attgenerated, a.atttypid AS typid, 0 AS depth
+    SELECT a.attnum, a.attname, a.attgenerated, a.atttypid AS typid, 0 AS depth,
+        format_type(a.atttypid, a.atttypmod) AS declared
     FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid
     WHERE a.attnum > 0 AND NOT a.attisdropped
   UNION ALL
-    SELECT col.attnum, col.attname, col.attgenerated, t.typbasetype, col.depth + 1
+    SELECT col.attnum, col.attname, col.attgenerated, t.typbasetype, col.depth + 1, col.declared
     FROM col JOIN pg_type t ON t.oid = col.typid
     WHERE t.typtype = 'd'
 )
 SELECT rel.oid::int8, c.attname, c.attgenerated <> '', c.typid::int8, t.typtype,
-    t.typname, t.typelem::int8
+    t.typname, t.typelem::int8, c.declared
 FROM rel
 LEFT JOIN LATERAL (
     SELECT DISTINCT ON (attnum) * FROM col ORDER BY attnum, depth DESC
@@ -117,6 +125,7 @@ class Column:
     oid: int  # the oid binary COPY must be given (a domain's base type, text for an enum)
     type_name: str
     generated: bool
+    declared: str = ""  # the column's SQL type as declared (a domain, varchar(3)...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +153,17 @@ def parse_catalog(
         if isinstance(table, str) and "." in table:
             schema, _, name = table.partition(".")
             hint = f"; for table {name!r} in schema {schema!r} pass ({schema!r}, {name!r})"
-        raise pg_errors.UndefinedTable(f"table {label!r} does not exist{hint}")
+        raise TableNotFoundError(
+            f"table {label!r} does not exist (or is not on the search_path){hint}: create it,"
+            " or pass the schema as (schema, name)"
+        )
     columns = []
-    for _, name, generated, oid, typtype, typname, _typelem in records:
+    for _, name, generated, oid, typtype, typname, _typelem, declared in records:
         if name is None:
             continue
         # An enum's binary form is its label's text, and COPY sends no type oid per field.
         send_oid = _TEXT_OID if typtype == "e" else oid
-        columns.append(Column(name, send_oid, typname, bool(generated)))
+        columns.append(Column(name, send_oid, typname, bool(generated), declared or typname))
     return TableInfo(identifier, label, tuple(columns))
 
 
@@ -173,9 +185,9 @@ def select_columns(
     known = info.column_map()
     unknown = [c for c in cols if c not in known]
     if unknown:
-        raise pg_errors.UndefinedColumn(
+        raise ColumnNotFoundError(
             f"table {info.label!r} has no column {', '.join(map(repr, unknown))};"
-            f" its columns are {', '.join(map(repr, known))}"
+            f" its columns are {', '.join(map(repr, known))}: fix the dict keys or columns="
         )
     generated = [c for c in cols if known[c].generated]
     if generated:
@@ -206,38 +218,26 @@ def column_oids(info: TableInfo, cols: Sequence[str], adapters: AdaptersMap) -> 
 
 
 _TEXT_ARRAY_OID = 1009
-_JSONB_OID = 3802
-_TIMESTAMPTZ_OID = 1184
 _ARRAY_HEAD = struct.Struct("!iiIii")  # ndim, has nulls, element oid, length, lower bound
 _EMPTY_TEXT_ARRAY = struct.pack("!iiI", 0, 0, _TEXT_OID)  # what psycopg sends for []
 _ITEM_LEN = struct.Struct("!i")
 
 
-def speed_up_dumpers(adapters: AdaptersMap, oids: Sequence[int], encoding: str) -> None:
-    """Register faster binary dumpers for the COPY's column types on ``adapters`` (a cursor's).
+def speed_up_dumpers(
+    adapters: AdaptersMap, oids: Sequence[int], encoding: str, batch_checked: Collection[int] = ()
+) -> None:
+    """Register the COPY's binary dumpers on ``adapters`` (a cursor's): strict and fast ones.
 
-    psycopg dumps a list with a general, Python-level array dumper (any depth, any element
-    type, NULLs); a flat list of str for a ``text[]`` column, by far the common case, is packed
-    here in one pass. A dict or list for ``jsonb`` is written in one Python call instead of
-    three (psycopg's dumper, its base class, pgkeel's ``dumps_json``) when the connection still
-    uses pgkeel's ``dumps_json``; ``timestamptz`` uses psycopg's C dumper. Anything else goes to
-    psycopg's dumper, unchanged.
+    The strict dumpers (:mod:`pgkeel._bulk_dumpers`) store each value exactly as an INSERT
+    would, or refuse it. psycopg dumps a list with a general, Python-level array dumper (any
+    depth, any element type, NULLs); a flat list of str for a ``text[]`` column, by far the
+    common case, is packed here in one pass. ``timestamptz`` keeps psycopg's dumper (in C),
+    which refuses a naive datetime with a TypeError the COPY turns into a BadValueError.
+    Anything else goes to psycopg's dumper, unchanged.
     """
+    register_strict_dumpers(adapters, batch_checked)
     if _TEXT_ARRAY_OID in oids and encoding in ("utf-8", "utf8"):
         adapters.register_dumper(None, _flat_text_array_dumper(adapters))
-    if _JSONB_OID in oids:
-        general: Any = adapters.get_dumper_by_oid(_JSONB_OID, _BINARY)
-        if getattr(general, "_dumps", None) is dumps_json:
-            adapters.register_dumper(None, _jsonb_dumper(general))
-    if _TIMESTAMPTZ_OID in oids:
-        current = adapters.get_dumper_by_oid(_TIMESTAMPTZ_OID, _BINARY)
-        if issubclass(current, StrictDatetimeBinaryDumper):
-            # The strict dumper's check lives in upgrade(), which COPY (types set by oid) never
-            # calls; psycopg's own dumper (in C when available) refuses a naive datetime with
-            # the same TypeError as the Python one the strict dumper extends.
-            adapters.register_dumper(
-                None, psycopg.adapters.get_dumper_by_oid(_TIMESTAMPTZ_OID, _BINARY)
-            )
 
 
 def _flat_text_array_dumper(adapters: AdaptersMap) -> type[Any]:
@@ -261,17 +261,109 @@ def _flat_text_array_dumper(adapters: AdaptersMap) -> type[Any]:
     return FlatTextArrayBinaryDumper
 
 
-def _jsonb_dumper(general: Any) -> type[Any]:
-    class PlainJsonbBinaryDumper(general):  # type: ignore[misc]
-        def dump(self, obj: Any) -> Any:
-            if type(obj) is not dict and type(obj) is not list:  # Jsonb(), scalars
-                return super().dump(obj)
-            out = orjson.dumps(obj)
-            if b"null" in out and has_non_finite(obj):
-                return dumps_json(obj)  # raises the error naming NaN/Infinity
-            return b"\x01" + out  # jsonb's binary format version
+# --- values refused -------------------------------------------------------------------------
 
-    return PlainJsonbBinaryDumper
+
+def _value_error(
+    info: TableInfo,
+    what: str,
+    row: int,
+    column: str,
+    value_type: str | None,
+    reason: str,
+) -> BadValueError:
+    col = info.column_map().get(column)
+    declared = col.declared if col is not None else "?"
+    vt = f"a value of type {value_type}" if value_type else "the value"
+    return BadValueError(
+        f"{what}: row {row}, column {column!r} ({declared}): {vt} was refused: {reason};"
+        f" nothing was written to {info.label!r}",
+        row=row,
+        column=column,
+        column_type=declared,
+        value_type=value_type,
+    )
+
+
+def locate_bad_value(
+    info: TableInfo,
+    what: str,
+    cols: Sequence[str],
+    oids: Sequence[int],
+    adapters: AdaptersMap,
+    context: Any,
+    batch: Sequence[Any],
+    getter: Callable[[Any], Sequence[Any]] | None,
+    start: int,
+) -> BadValueError | None:
+    """After a dumper raised while formatting ``batch``, find the first value it refuses.
+
+    Each value is dumped again, alone, by its column's dumper; the first that raises names the
+    row (``start`` rows came before the batch) and the column. None if none raises again.
+    """
+    dumpers = [
+        (strict_dumper(oid, adapters) or adapters.get_dumper_by_oid(oid, _BINARY))(
+            type(None), context
+        )
+        for oid in oids
+    ]
+    for i, raw in enumerate(batch):
+        record = raw if getter is None else getter(raw)
+        for col, oid, dumper, value in zip(cols, oids, dumpers, record, strict=False):
+            if value is None:
+                continue
+            try:
+                dumper.dump(value)
+            except Exception as exc:
+                reason = describe_refusal(oid, value, exc)
+                return _value_error(info, what, start + i + 1, col, type(value).__name__, reason)
+    return None
+
+
+def note_server_refusal(
+    exc: psycopg.Error,
+    info: TableInfo,
+    what: str,
+    cols: Sequence[str],
+    batch: Sequence[Any],
+    getter: Callable[[Any], Sequence[Any]] | None,
+    start: int,
+) -> None:
+    """Add to a server error raised by a COPY a note naming the row, the column and the types.
+
+    The server refuses what only it can check (numeric precision, varchar(n), a domain's CHECK,
+    an enum label) exactly as an INSERT would; its error context says ``line N, column c``,
+    where line N is the Nth row sent. The value's Python type is known while its row is still
+    in the current batch.
+    """
+    # The context's last line is the COPY's ("COPY t, line 3, column c: ..."); lines above it
+    # come from the type's input function ("JSON data, line 1: ...").
+    lines = [ln for ln in (exc.diag.context or "").splitlines() if ln.startswith("COPY ")]
+    context = lines[-1] if lines else ""
+    marker = ", line "
+    at = context.find(marker)
+    if at < 0:
+        return
+    number, _, rest = context[at + len(marker) :].partition(",")
+    if not number.strip().isdigit():
+        return
+    row = int(number)
+    rest = rest.strip()
+    column = None
+    if rest.startswith("column "):
+        named = rest[len("column ") :]
+        matches = [c for c in cols if named == c or named.startswith(c + ":")]
+        column = max(matches, key=len) if matches else None
+    if column is None:
+        exc.add_note(f"{what}: the server refused row {row} of the rows given")
+        return
+    value_type = None
+    if start < row <= start + len(batch):
+        raw = batch[row - start - 1]
+        record = raw if getter is None else getter(raw)
+        value_type = type(record[list(cols).index(column)]).__name__
+    error = _value_error(info, what, row, column, value_type, exc.diag.message_primary or "")
+    exc.add_note(str(error))
 
 
 def row_getter(first: object, cols: Sequence[str]) -> Callable[[Any], Sequence[Any]] | None:
@@ -549,16 +641,14 @@ def local_limits(
     return out
 
 
-def idle_timeout_error(
-    exc: Exception, configured: float | None
-) -> pg_errors.IdleInTransactionSessionTimeout:
+def idle_timeout_error(exc: Exception, configured: float | None) -> StreamIdleTimeoutError:
     """The server ended a stream's session while the caller paused between two batches."""
     limit = (
         "the session's idle_in_transaction_session_timeout (60 s unless set)"
         if configured is None
         else f"stream_idle_timeout={configured:g} s"
     )
-    return pg_errors.IdleInTransactionSessionTimeout(
+    return StreamIdleTimeoutError(
         f"the server closed the connection because the stream's transaction sat idle longer"
         f" than {limit} while the rows of a batch were being processed: open the Database"
         " with a larger stream_idle_timeout (seconds; 0 means no limit), or process rows"

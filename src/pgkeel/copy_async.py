@@ -5,16 +5,18 @@ caller owns the transaction); :class:`AsyncBulkMethods` gives them to
 :class:`pgkeel.AsyncDatabase` and its transactions as methods, each call one transaction (or a
 savepoint inside the caller's). The sync face is generated from the asyncio one by
 ``tools/async_to_sync.py``; the logic without I/O they share is in :mod:`pgkeel._bulk_base`. On
-the asyncio face local files are read and written in the event loop's thread, in 1 MiB chunks.
+the asyncio face local files are opened, read and written in a worker thread
+(``asyncio.to_thread``), ~1 MiB per call, so the event loop never waits on the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
-import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, LiteralString, TypeVar
@@ -25,6 +27,8 @@ from psycopg.rows import tuple_row
 
 from pgkeel import _bulk_base as base
 from pgkeel._bulk_base import CopyFormat, OnDuplicate, Progress, Table, TableInfo
+from pgkeel._bulk_dumpers import batch_checks, column_ok
+from pgkeel.errors import BadValueError
 from pgkeel.query import Query
 from pgkeel.rows import RowSpec, row_factory
 
@@ -43,34 +47,24 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Catalog answers per connection: a pooled connection keeps its session (and search_path) for its
-# life, so what a table name means cannot change under it except by DDL, which forget_tables()
-# and any failed COPY clear.
-_catalog: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], dict[Any, TableInfo]] = (
-    weakref.WeakKeyDictionary()
-)
 _names = itertools.count(1)
 
 
 def forget_tables(conn: psycopg.AsyncConnection[Any] | None = None) -> None:
-    """Drop cached column types (for ``conn``, or every connection): call it after DDL."""
-    if conn is None:
-        _catalog.clear()
-    else:
-        _catalog.pop(conn, None)
+    """Kept for compatibility: column types are now read for every call, so there is no cache.
+
+    (A per-connection cache could not see another session's ``ALTER COLUMN ... TYPE``, and a
+    binary COPY would then send values in the old type's format.)
+    """
 
 
 async def table_info(conn: psycopg.AsyncConnection[Any], table: Table) -> TableInfo:
-    """The table's columns and their types, from the catalog, cached per connection."""
-    cache = _catalog.setdefault(conn, {})
-    info = cache.get(table)
-    if info is None:
-        ident = base.table_identifier(table)
-        async with conn.cursor(row_factory=tuple_row) as cur:
-            await cur.execute(base.CATALOG_QUERY, (ident.as_string(conn),))
-            records = await cur.fetchall()
-        info = cache[table] = base.parse_catalog(table, ident, records)
-    return info
+    """The table's columns and their types, from the catalog (one round trip, every call)."""
+    ident = base.table_identifier(table)
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(base.CATALOG_QUERY, (ident.as_string(conn),))
+        records = await cur.fetchall()
+    return base.parse_catalog(table, ident, records)
 
 
 if True:  # ASYNC
@@ -118,29 +112,66 @@ else:
     _batches = base.iter_batches
 
 
+class _Progress:
+    """Where a COPY is: rows sent before the current batch, and that batch (for error notes)."""
+
+    __slots__ = ("batch", "getter", "start")
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.batch: list[Any] = []
+        self.getter: Callable[[Any], Sequence[Any]] | None = None
+
+
 async def _copy_rows(
     copy: psycopg.AsyncCopy,
     rows: AsyncIterator[Any],
     first: object,
     cols: Sequence[str],
     progress: Progress | None,
+    where: _Progress,
+    locate: Callable[[list[Any], Callable[[Any], Sequence[Any]] | None, int], Exception | None],
+    checks: dict[int, tuple[frozenset[type], int | None, int | None]],
 ) -> int:
     done = 0
     getter: Callable[[Any], Sequence[Any]] | None = base.row_getter(first, cols)
+    where.getter = getter
+    # Columns whose values are checked a batch at a time (then dumped by psycopg's C dumpers).
+    dict_rows = getter is not None
+    column_checks = [(itemgetter(cols[i] if dict_rows else i), spec) for i, spec in checks.items()]
     # write_row() costs a Python frame per row (a coroutine on the asyncio face): format rows
     # without I/O and write only when the formatter's buffer is full.
     format_row = copy.formatter.write_row
     write = copy.write
     async for batch in _batches(rows):
+        where.start, where.batch = done, batch
         try:
+            try:
+                checked = all(column_ok(map(get, batch), spec) for get, spec in column_checks)
+            except IndexError:
+                # A tuple shorter than the columns: psycopg's formatter refuses it below, which
+                # aborts the COPY whatever the rows before it held.
+                checked = True
+            if not checked:
+                error = locate(batch, getter, done)
+                if error is not None:
+                    raise error
             for record in batch if getter is None else map(getter, batch):
                 if data := format_row(record):
                     await write(data)
+        except BadValueError:
+            raise
         except KeyError as exc:
             for i, record in enumerate(batch):
                 if base.is_missing_key(exc, record, cols):
                     raise base.missing_key_error(exc, record, cols, done + i + 1) from None
             raise
+        except (TypeError, ValueError, OverflowError, AttributeError, psycopg.DataError) as exc:
+            # A dumper refused a value (or raised on one): name its row and column.
+            error = locate(batch, getter, done)
+            if error is None:
+                raise
+            raise error from exc
         done += len(batch)
         if progress is not None:
             progress(done)
@@ -164,12 +195,7 @@ async def copy_in(
             base.select_columns(info, columns, ())
         return 0
     cols = base.select_columns(info, columns, first)
-    try:
-        return await _copy_into(conn, info, info, cols, rows_it, first, progress)
-    except psycopg.DatabaseError:
-        # The table may have changed since its types were cached.
-        _catalog.get(conn, {}).pop(table, None)
-        raise
+    return await _copy_into(conn, info, info, cols, rows_it, first, progress, "copy_in()")
 
 
 async def _copy_into(
@@ -180,23 +206,60 @@ async def _copy_into(
     rows: AsyncIterator[Any],
     first: object,
     progress: Progress | None,
+    what: str,
 ) -> int:
     """Binary COPY (text if a type has no binary dumper) of ``rows`` into ``target``'s ``cols``,
-    typed by ``types_of`` (the target itself, or the table a staging table copies)."""
+    typed by ``types_of`` (the target itself, or the table a staging table copies).
+
+    A value refused on the client raises :class:`pgkeel.errors.BadValueError` (the COPY is
+    aborted: nothing is written); a server error gets a note naming the row and column.
+    """
+    where = _Progress()
     async with conn.cursor() as cur:
         oids = base.column_oids(types_of, cols, cur.adapters)
+        checks = {} if oids is None else batch_checks(oids)
         if oids is not None:
-            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding)
+            checked_oids = {oids[i] for i in checks}
+            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding, checked_oids)
         stmt = base.copy_in_statement(target, cols, oids is not None)
-        async with cur.copy(stmt) as copy:
-            if oids is not None:
-                copy.set_types(oids)
-            return await _copy_rows(copy, rows, first, cols, progress)
+
+        def locate(
+            batch: list[Any], getter: Callable[[Any], Sequence[Any]] | None, start: int
+        ) -> Exception | None:
+            if oids is None:
+                return None
+            return base.locate_bad_value(
+                types_of, what, cols, oids, cur.adapters, cur, batch, getter, start
+            )
+
+        try:
+            async with cur.copy(stmt) as copy:
+                if oids is not None:
+                    copy.set_types(oids)
+                return await _copy_rows(copy, rows, first, cols, progress, where, locate, checks)
+        except psycopg.Error as exc:
+            base.note_server_refusal(
+                exc, types_of, what, cols, where.batch, where.getter, where.start
+            )
+            raise
 
 
-def _open_read(file: str | Path | IO[Any], stack: contextlib.ExitStack) -> IO[Any]:
+if True:  # ASYNC
+
+    async def _io(fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking file call in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(fn, *args)
+
+else:
+
+    def _io(fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+
+async def _open(file: str | Path | IO[Any], mode: str, stack: contextlib.ExitStack) -> IO[Any]:
     if isinstance(file, str | Path):
-        return stack.enter_context(open(file, "rb"))
+        f: IO[Any] = await _io(open, file, mode)
+        return stack.enter_context(f)
     return file
 
 
@@ -217,10 +280,10 @@ async def copy_in_csv(
     """
     info = await table_info(conn, table)
     with contextlib.ExitStack() as stack:
-        f = _open_read(file, stack)
+        f = await _open(file, "rb", stack)
         server_header = header
         if columns is None and header:
-            line = f.readline()
+            line = await _io(f.readline)
             text = line.decode() if isinstance(line, bytes) else line
             columns = base.parse_header(text.rstrip("\r\n"), delimiter)
             server_header = False
@@ -229,7 +292,7 @@ async def copy_in_csv(
         lines = 0
         async with conn.cursor() as cur:
             async with cur.copy(stmt) as copy:
-                while chunk := f.read(base.CSV_CHUNK_BYTES):
+                while chunk := await _io(f.read, base.CSV_CHUNK_BYTES):
                     await copy.write(chunk)
                     if progress is not None:
                         lines += chunk.count(b"\n" if isinstance(chunk, bytes) else "\n")
@@ -256,24 +319,38 @@ async def copy_out(
     """
     stmt = base.copy_out_statement(query_or_table, format=format, header=header)
     with contextlib.ExitStack() as stack:
-        f: IO[Any] = stack.enter_context(open(file, "wb")) if isinstance(file, str | Path) else file
+        f = await _open(file, "wb", stack)
         text = base.is_text_file(f)
         if text and format == "binary":
             raise ValueError("binary COPY output needs a binary file, not a text one")
         async with conn.cursor() as cur:
             async with cur.copy(stmt, params) as copy:
                 n = 0
+                # Chunks (one row each in the text and csv formats) are written to the file
+                # ~1 MiB at a time: one call per chunk would be one thread hop per row.
+                pending: list[Any] = []
+                size = 0
                 async for data in copy:
-                    f.write(bytes(data).decode() if text else data)
+                    pending.append(data)
+                    size += len(data)
+                    if size >= base.CSV_CHUNK_BYTES:
+                        await _io(_write_out, f, pending, text)
+                        pending, size = [], 0
                     if progress is not None:
-                        # In the text and csv formats each chunk is one row.
                         n += 1
                         if n % base.BATCH_ROWS == 0:
                             progress(n)
+                if pending:
+                    await _io(_write_out, f, pending, text)
             done = max(cur.rowcount, 0)
     if progress is not None:
         progress(done)
     return done
+
+
+def _write_out(f: IO[Any], chunks: list[Any], text: bool) -> None:
+    data = b"".join(chunks)
+    f.write(data.decode() if text else data)
 
 
 async def upsert(
@@ -302,7 +379,7 @@ async def upsert(
     await conn.execute(base.create_stage_statement(info, cols, stage))
     # The staging table has the target's column types, so the catalog answer serves both.
     stage_info = TableInfo(stage, f"staging table for {info.label}", info.columns)
-    await _copy_into(conn, stage_info, info, cols, rows_it, first, None)
+    await _copy_into(conn, stage_info, info, cols, rows_it, first, None, "upsert()")
     merge = base.merge_statement(info, cols, keys, updates, stage, on_duplicate)
     if on_duplicate == "last":
         return max((await conn.execute(merge)).rowcount, 0)
@@ -487,8 +564,11 @@ class AsyncPipeline:
     Errors surface at the latest when the ``pipeline()`` block ends, which then rolls back.
     """
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(
+        self, conn: psycopg.AsyncConnection[Any], pipeline: psycopg.AsyncPipeline | None = None
+    ) -> None:
         self._conn = conn
+        self._pipeline = pipeline
         self.statements = 0
 
     async def execute(self, query: Query, params: Any = None) -> None:
@@ -520,9 +600,8 @@ class AsyncPipeline:
 
     async def sync(self) -> None:
         """Wait for every queued statement; raise the first error among them."""
-        pipeline = self._conn._pipeline
-        if pipeline is not None:
-            await pipeline.sync()
+        if self._pipeline is not None:
+            await self._pipeline.sync()
 
 
 class AsyncBulkMethods:
@@ -576,7 +655,11 @@ class AsyncBulkMethods:
     ) -> int:
         """Binary COPY of ``rows`` (tuples, or dicts mapped by column name) into ``table``.
 
-        Column types come from the catalog; returns the number of rows written.
+        Column types come from the catalog (read on every call); returns the number of rows
+        written. Each value is stored exactly as ``INSERT ... VALUES (%s)`` would store it, or
+        refused: a value of the wrong Python type or out of the column's range raises
+        :class:`pgkeel.errors.BadValueError` naming the row, the column and both types, and
+        nothing is written (see :mod:`pgkeel._bulk_dumpers` for the accepted types).
         """
         async with self._bulk_atomic() as conn:
             return await copy_in(conn, table, rows, columns=columns, progress=progress)
@@ -708,5 +791,5 @@ class AsyncBulkMethods:
     @contextlib.asynccontextmanager
     async def pipeline(self) -> AsyncIterator[AsyncPipeline]:
         """Batch many statements into few round trips, in one transaction."""
-        async with self._atomic() as conn, conn.pipeline():
-            yield AsyncPipeline(conn)
+        async with self._atomic() as conn, conn.pipeline() as pipeline:
+            yield AsyncPipeline(conn, pipeline)

@@ -67,3 +67,39 @@ class MigrationLintError(MigrationError):
     def __init__(self, message: str, *, findings: list[object]) -> None:
         super().__init__(message)
         self.findings = findings
+
+
+class TableNotFoundError(Error, LookupError):
+    """A bulk call names a table that does not exist (or is not on the ``search_path``)."""
+
+
+class ColumnNotFoundError(RowError, LookupError):
+    """Rows (dict keys) or ``columns=`` given to a bulk call name a column the table lacks."""
+
+
+class BadValueError(NotStorableError, RowError):
+    """A value given to ``copy_in()``/``upsert()`` cannot be stored in its column as it is.
+
+    Raised before the COPY commits: the table is unchanged. ``.row`` is the row's 1-based
+    position in the rows given, ``.column`` the column's name, ``.column_type`` its SQL type and
+    ``.value_type`` the Python type of the value (None when it is no longer known).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None,
+        column: str | None,
+        column_type: str | None,
+        value_type: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.row = row
+        self.column = column
+        self.column_type = column_type
+        self.value_type = value_type
+
+
+class StreamIdleTimeoutError(Error):
+    """The server ended a stream's session: the caller paused too long between two batches."""
