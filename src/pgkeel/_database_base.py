@@ -7,16 +7,33 @@ two faces only add the I/O (blocking or awaited) around these.
 
 The session rule: a connection goes back to the pool as clean as a new one. It is reset
 (ROLLBACK, then DISCARD ALL: settings, temp tables, LISTEN, advisory locks, prepared statements,
-cursors; then the session settings are applied again) after every raw use (``connection()``,
-``tx.connection``), after any error or interruption (cancellation, KeyboardInterrupt), when a
-transaction is left open, and after a query method's statement that the client can see changed
-the session without asking the server: a session command tag (SET, RESET, LISTEN, PREPARE,
-DECLARE, CREATE TABLE) or multi-statement text (any result after the first). Those checks read
-what the server already sent, so the hot path (fetch_*/execute) pays no round trip for them; a
-reset costs three or four round trips, paid only by the connections that need it. What this
-cannot see: a single statement whose *function calls* change the session (``SELECT
-set_config(..., false)``, ``SELECT pg_advisory_lock(...)``, ``CREATE TEMP TABLE ... AS``) run
-through fetch_*/execute; run those through ``connection()`` or a transaction's ``connection``.
+cursors; then the session settings are applied again; counted in ``stats()["resets"]``):
+
+- after every raw use (``connection()``, ``tx.connection``), after any error or interruption
+  (cancellation, KeyboardInterrupt), and when a transaction is left open;
+- after a query method's statement (fetch_*, execute, execute_many, on a Database or a
+  transaction) that may have changed the session, as far as the client can tell without asking
+  the server: a session command tag (SET, RESET, LISTEN, PREPARE, DECLARE, CREATE TABLE, DO),
+  multi-statement text (any result after the first), or text that mentions, as a whole word in
+  any case, a built-in that changes the session from inside a statement
+  (``_query_base.SESSION_WORDS``: ``set_config``, the session-level ``pg_advisory_lock``
+  family, ``temp`` / ``temporary`` / ``pg_temp``, ``setseed``, ``dblink_connect``...). The text
+  verdict over-approximates (a word in a string literal or a column name is a false alarm,
+  costing one reset) and is cached per query string, so the hot path pays a dict lookup, a
+  prefix test and a transaction-status read, never a round trip; a reset costs three or four
+  round trips, paid only by the connections that need it;
+- after the round-trip check on checkout (a connection idle longer than ``check_idle``, see
+  ``needs_check``) finds the session differs from a fresh one (``SessionBaseline``: pgkeel's
+  settings, the ``options`` settings, ``WATCHED_SETTINGS`` such as ``search_path`` and ``role``,
+  and the LISTEN channels). This catches what no text shows, a user function that calls
+  ``set_config`` or ``SET``; it replaces the check's empty query, so it costs the hot path
+  nothing, but a change made that way stays with the connection until its next check.
+
+What neither sees: session advisory locks and temp tables created inside a user function
+(checking ``pg_locks`` would scan the server's lock table); run such functions through
+``connection()``, which is always reset. (The statements of ``pipeline()`` and ``stream()`` run
+on ``_atomic()``'s connection, outside the query methods: they are not judged yet, beyond the
+check on checkout.)
 """
 
 from __future__ import annotations
