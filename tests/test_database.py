@@ -391,7 +391,9 @@ def test_plain_statements_do_not_reset(pg_url: str, mode: str) -> None:
 def test_session_word_verdict() -> None:
     """The text verdict: whole words in any case, in SQL parts and identifiers of compositions,
     never in literals or placeholders (data)."""
-    from pgkeel._query_base import changes_session
+    from pgkeel._query_base import _HINTS, SESSION_WORDS, changes_session
+
+    assert all(any(hint in word for hint in _HINTS) for word in SESSION_WORDS)
 
     assert changes_session("SELECT Set_Config('a', 'b', false)")
     assert changes_session('SELECT "pg_advisory_lock"(1)')

@@ -70,9 +70,17 @@ _VERDICTS: dict[str, bool] = {}
 _VERDICTS_MAX = 4096
 
 
+#: Every word of :data:`SESSION_WORDS` contains one of these: a text without any of them needs
+#: no splitting into words (most identifiers and many queries).
+_HINTS = ("set", "temp", "advisory", "dblink")
+
+
 def mentions_session_word(text: str) -> bool:
     """Does ``text`` mention one of :data:`SESSION_WORDS` as a whole word, in any case?"""
-    return not SESSION_WORDS.isdisjoint(text.lower().translate(_SEPARATORS).split())
+    low = text.lower()
+    if not any(hint in low for hint in _HINTS):
+        return False
+    return not SESSION_WORDS.isdisjoint(low.translate(_SEPARATORS).split())
 
 
 def _text_verdict(text: str) -> bool:
