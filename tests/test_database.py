@@ -388,6 +388,15 @@ def test_plain_statements_do_not_reset(pg_url: str, mode: str) -> None:
         assert db.stats()["resets"] == resets
 
 
+def test_discard_all_keeps_the_set_settings(pg_url: str) -> None:
+    """DISCARD ALL run through execute() with session_settings="set" does not leave the next
+    user without pgkeel's timeouts (the reset applies them again)."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, session_settings="set") as db:
+        db.execute("DISCARD ALL")
+        assert db.fetch_val("SHOW statement_timeout") == "30s"
+        assert db.fetch_val("SHOW lock_timeout") == "10s"
+
+
 def test_session_word_verdict() -> None:
     """The text verdict: whole words in any case, in SQL parts and identifiers of compositions,
     never in literals or placeholders (data)."""

@@ -13,7 +13,8 @@ cursors; then the session settings are applied again; counted in ``stats()["rese
   (cancellation, KeyboardInterrupt), and when a transaction is left open;
 - after a query method's statement (fetch_*, execute, execute_many, on a Database or a
   transaction) that may have changed the session, as far as the client can tell without asking
-  the server: a session command tag (SET, RESET, LISTEN, PREPARE, DECLARE, CREATE TABLE, DO),
+  the server: a session command tag (SET, RESET, LISTEN, PREPARE, DECLARE, CREATE TABLE, DO,
+  DISCARD),
   multi-statement text (any result after the first), or text that mentions, as a whole word in
   any case, a built-in that changes the session from inside a statement
   (``_query_base.SESSION_WORDS``: ``set_config``, the session-level ``pg_advisory_lock``
@@ -66,8 +67,9 @@ RETRYABLE: tuple[type[psycopg.Error], ...] = (
 )
 
 #: Command tags after which a connection carries session state that the next user must not see.
-#: (DO: an anonymous code block may do anything a function can, SET included.)
-_DIRTY_TAGS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "CREATE TABLE", "DO")
+#: (DO: an anonymous code block may do anything a function can, SET included. DISCARD: it also
+#: drops the settings pgkeel applied with SET, session_settings="set".)
+_DIRTY_TAGS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "CREATE TABLE", "DO", "DISCARD")
 
 SIZE_QUERY = """\
 SELECT current_setting('max_connections')::int,
