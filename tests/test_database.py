@@ -278,7 +278,44 @@ LEAKS = [
     ("tx.connection LISTEN", lambda db: _leak_tx(db, "LISTEN somewhere")),
     ("tx.connection PREPARE", lambda db: _leak_tx(db, "PREPARE mine AS SELECT 1")),
     ("raw set_config", lambda db: _leak_raw(db, "SELECT set_config('lock_timeout', '0', false)")),
+    # A function's side effects, through the query methods: only the text shows them.
+    (
+        "fetch_val set_config",
+        lambda db: db.fetch_val("SELECT set_config('statement_timeout', '0', false)"),
+    ),
+    (
+        "fetch_one set_config search_path",
+        lambda db: db.fetch_one("select SET_CONFIG('search_path', 'evil', false) AS x"),
+    ),
+    (
+        "execute_many set_config",
+        lambda db: db.execute_many("SELECT set_config('lock_timeout', %s, false)", [("0",)]),
+    ),
+    ("fetch_val advisory lock", lambda db: db.fetch_val("SELECT pg_advisory_lock(7)")),
+    (
+        "fetch_all try advisory lock shared",
+        lambda db: db.fetch_all("SELECT pg_catalog.pg_try_advisory_lock_shared(1, 2)"),
+    ),
+    ("create temp table as", lambda db: db.execute("CREATE TEMP TABLE t AS SELECT 1 AS x")),
+    ("select into temp", lambda db: db.execute("SELECT 1 AS x INTO TEMPORARY t2")),
+    (
+        "composed identifier set_config",
+        lambda db: db.fetch_val(
+            sql.SQL("SELECT {}(%s, %s, false)").format(sql.Identifier("set_config")),
+            ("search_path", "evil"),
+        ),
+    ),
+    (
+        "tx.fetch_val set_config",
+        lambda db: _tx_query(db, "SELECT set_config('lock_timeout', %s, false)"),
+    ),
+    ("DO block", lambda db: db.execute("DO $$ BEGIN EXECUTE 'SET search_path TO evil'; END $$")),
 ]
+
+
+def _tx_query(db: pgkeel.Database, query: Any) -> None:
+    with db.transaction() as tx:
+        tx.fetch_val(query, ("0",))
 
 
 @pytest.mark.parametrize("leak", [fn for _, fn in LEAKS], ids=[name for name, _ in LEAKS])
@@ -297,13 +334,113 @@ def test_session_state_never_reaches_the_next_user(pg_url: str, leak: Any) -> No
         assert db.fetch_val(PREPARED_QUERY, (21,)) == 42
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: a function's side effects on the hot path")
-def test_set_config_through_fetch_val_is_undone(pg_url: str) -> None:
-    """KNOWN GAP (strict xfail): set_config(..., false) run through fetch_val changes the
-    session and nothing the client sees says so; see the note in _database_base."""
-    with pgkeel.Database(pg_url, min_size=1, max_size=1) as db:
-        db.fetch_val("SELECT set_config('statement_timeout', '0', false)")
+QUIET_FUNCTION = """\
+CREATE FUNCTION quietly_unsafe() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('statement_timeout', '0', false);
+    PERFORM set_config('search_path', 'evil', false);
+    EXECUTE 'LISTEN sneaky';
+    RETURN 1;
+END $$"""
+
+
+def test_function_side_effects_caught_by_the_check(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user function that calls set_config (invisible in the query's text) is caught by the
+    round-trip check on the next checkout (check_idle=0: every checkout), which resets the
+    connection and names the settings, not their values."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, check_idle=0) as db:
+        db.execute(QUIET_FUNCTION)
+        clean = db.fetch_one(SESSION)
+        resets = db.stats()["resets"]
+        with caplog.at_level(logging.WARNING, logger="pgkeel"):
+            assert db.fetch_val("SELECT quietly_unsafe()") == 1
+            assert db.fetch_one(SESSION) == clean
+        assert db.stats()["resets"] == resets + 1
+        (record,) = [r for r in caplog.records if "differs from a fresh" in r.getMessage()]
+        message = record.getMessage()
+        assert "statement_timeout" in message
+        assert "search_path" in message
+        assert "LISTEN" in message
+        assert "evil" not in message
+
+
+@pytest.mark.parametrize("mode", ["startup", "set"])
+def test_plain_statements_do_not_reset(pg_url: str, mode: str) -> None:
+    """Statements that leave no session state do not pay a reset, even where their text looks
+    close (temperature, template, the _xact_ advisory lock, a sql.Literal or parameter value), and
+    the round-trip check (on every checkout with check_idle=0) finds nothing to reset either,
+    whether the settings travel in the startup packet or by SET."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, check_idle=0, session_settings=mode) as db:
+        db.execute("CREATE TABLE reading (id int PRIMARY KEY, temperature int, template text)")
+        resets = db.stats()["resets"]  # CREATE TABLE resets (its tag: temp tables)
+        db.execute("INSERT INTO reading VALUES (1, 20, 'x') ON CONFLICT DO NOTHING")
+        assert db.fetch_val("SELECT temperature FROM reading WHERE id = %s", (1,)) == 20
+        assert db.fetch_one("SELECT template, 'x' AS attempt FROM reading")
+        assert db.fetch_all("SELECT pg_advisory_xact_lock(3)") == [{"pg_advisory_xact_lock": ""}]
+        assert db.fetch_val(sql.SQL("SELECT {}").format(sql.Literal("temp"))) == "temp"
+        assert db.fetch_val("SELECT %s::text", ("pg_advisory_lock",)) == "pg_advisory_lock"
+        db.execute_many("UPDATE reading SET temperature = %s WHERE id = 1", [(21,), (22,)])
+        for i in range(6):  # past psycopg's prepare threshold
+            assert db.fetch_val(PREPARED_QUERY, (i,)) == 2 * i
+        db.fetch_one(SESSION)
+        assert db.stats()["resets"] == resets
+
+
+def test_discard_all_keeps_the_set_settings(pg_url: str) -> None:
+    """DISCARD ALL run through execute() with session_settings="set" does not leave the next
+    user without pgkeel's timeouts (the reset applies them again)."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, session_settings="set") as db:
+        db.execute("DISCARD ALL")
         assert db.fetch_val("SHOW statement_timeout") == "30s"
+        assert db.fetch_val("SHOW lock_timeout") == "10s"
+
+
+def test_session_word_verdict() -> None:
+    """The text verdict: whole words in any case, in SQL parts and identifiers of compositions,
+    never in literals or placeholders (data)."""
+    from pgkeel._query_base import _HINTS, SESSION_WORDS, changes_session
+
+    assert all(any(hint in word for hint in _HINTS) for word in SESSION_WORDS)
+
+    assert changes_session("SELECT Set_Config('a', 'b', false)")
+    assert changes_session('SELECT "pg_advisory_lock"(1)')
+    assert changes_session("CREATE TEMP TABLE t AS SELECT 1")
+    assert changes_session("CREATE VIEW pg_temp.v AS SELECT 1")
+    assert changes_session("SELECT setseed(0.5)")
+    assert changes_session(b"SELECT set_config('a', 'b', false)")
+    assert changes_session(sql.SQL("SELECT {}").format(sql.Identifier("pg_temp", "t")))
+    assert changes_session(sql.Composed([sql.SQL("SELECT "), sql.SQL("pg_advisory_lock(1)")]))
+    assert not changes_session("SELECT temperature, template, attempt FROM t")
+    assert not changes_session("SELECT pg_advisory_xact_lock(1), pg_my_temp_schema()")
+    assert not changes_session("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING")
+    assert not changes_session(sql.SQL("SELECT {}, %s").format(sql.Literal("set_config")))
+
+
+def test_function_side_effects_async(pg_url: str) -> None:
+    """The asyncio face: set_config, a session advisory lock and CREATE TEMP TABLE AS through
+    the query methods are undone; a function's set_config is caught by the check; a plain
+    SELECT does not reset."""
+
+    async def main() -> None:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=1, check_idle=0) as db:
+            await db.execute(QUIET_FUNCTION)
+            clean = await db.fetch_one(SESSION)
+            resets = db.stats()["resets"]
+            await db.fetch_val("SELECT temperature FROM (SELECT 1 AS temperature) t")
+            assert db.stats()["resets"] == resets
+            await db.fetch_val("SELECT set_config('statement_timeout', '0', false)")
+            assert await db.fetch_one(SESSION) == clean
+            await db.fetch_val("SELECT pg_advisory_lock(7)")
+            assert await db.fetch_one(SESSION) == clean
+            await db.execute("CREATE TEMP TABLE t AS SELECT 1 AS x")
+            assert await db.fetch_one(SESSION) == clean
+            await db.fetch_val("SELECT quietly_unsafe()")
+            assert await db.fetch_one(SESSION) == clean
+            assert db.stats()["resets"] == resets + 4
+
+    asyncio.run(main())
 
 
 def test_session_state_never_reaches_the_next_user_async(pg_url: str) -> None:

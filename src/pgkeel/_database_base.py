@@ -7,16 +7,34 @@ two faces only add the I/O (blocking or awaited) around these.
 
 The session rule: a connection goes back to the pool as clean as a new one. It is reset
 (ROLLBACK, then DISCARD ALL: settings, temp tables, LISTEN, advisory locks, prepared statements,
-cursors; then the session settings are applied again) after every raw use (``connection()``,
-``tx.connection``), after any error or interruption (cancellation, KeyboardInterrupt), when a
-transaction is left open, and after a query method's statement that the client can see changed
-the session without asking the server: a session command tag (SET, RESET, LISTEN, PREPARE,
-DECLARE, CREATE TABLE) or multi-statement text (any result after the first). Those checks read
-what the server already sent, so the hot path (fetch_*/execute) pays no round trip for them; a
-reset costs three or four round trips, paid only by the connections that need it. What this
-cannot see: a single statement whose *function calls* change the session (``SELECT
-set_config(..., false)``, ``SELECT pg_advisory_lock(...)``, ``CREATE TEMP TABLE ... AS``) run
-through fetch_*/execute; run those through ``connection()`` or a transaction's ``connection``.
+cursors; then the session settings are applied again; counted in ``stats()["resets"]``):
+
+- after every raw use (``connection()``, ``tx.connection``), after any error or interruption
+  (cancellation, KeyboardInterrupt), and when a transaction is left open;
+- after a query method's statement (fetch_*, execute, execute_many, on a Database or a
+  transaction) that may have changed the session, as far as the client can tell without asking
+  the server: a session command tag (SET, RESET, LISTEN, PREPARE, DECLARE, CREATE TABLE, DO,
+  DISCARD),
+  multi-statement text (any result after the first), or text that mentions, as a whole word in
+  any case, a built-in that changes the session from inside a statement
+  (``_query_base.SESSION_WORDS``: ``set_config``, the session-level ``pg_advisory_lock``
+  family, ``temp`` / ``temporary`` / ``pg_temp``, ``setseed``, ``dblink_connect``...). The text
+  verdict over-approximates (a word in a string literal or a column name is a false alarm,
+  costing one reset) and is cached per query string, so the hot path pays a dict lookup, a
+  prefix test and a transaction-status read, never a round trip; a reset costs three or four
+  round trips, paid only by the connections that need it;
+- after the round-trip check on checkout (a connection idle longer than ``check_idle``, see
+  ``needs_check``) finds the session differs from a fresh one (``SessionBaseline``: pgkeel's
+  settings, the ``options`` settings, ``WATCHED_SETTINGS`` such as ``search_path`` and ``role``,
+  and the LISTEN channels). This catches what no text shows, a user function that calls
+  ``set_config`` or ``SET``; it replaces the check's empty query, so it costs the hot path
+  nothing, but a change made that way stays with the connection until its next check.
+
+What neither sees: session advisory locks and temp tables created inside a user function
+(checking ``pg_locks`` would scan the server's lock table); run such functions through
+``connection()``, which is always reset. (The statements of ``pipeline()`` and ``stream()`` run
+on ``_atomic()``'s connection, outside the query methods: they are not judged yet, beyond the
+check on checkout.)
 """
 
 from __future__ import annotations
@@ -28,12 +46,12 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
 import psycopg
-from psycopg import IsolationLevel
+from psycopg import IsolationLevel, sql
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
@@ -49,7 +67,9 @@ RETRYABLE: tuple[type[psycopg.Error], ...] = (
 )
 
 #: Command tags after which a connection carries session state that the next user must not see.
-_DIRTY_TAGS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "CREATE TABLE")
+#: (DO: an anonymous code block may do anything a function can, SET included. DISCARD: it also
+#: drops the settings pgkeel applied with SET, session_settings="set".)
+_DIRTY_TAGS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "CREATE TABLE", "DO", "DISCARD")
 
 SIZE_QUERY = """\
 SELECT current_setting('max_connections')::int,
@@ -154,6 +174,60 @@ def left_state(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
     return is_dirty(cur.statusmessage) or bool(cur.nextset())
 
 
+#: Settings the round-trip check on checkout compares with a fresh session's, besides the ones
+#: pgkeel applies (``Config.settings``: the timeouts and any ``-c`` of ``options``): the ones a
+#: function could change for the session (set_config) that matter most to the next user.
+WATCHED_SETTINGS = (
+    "search_path",
+    "role",
+    "session_authorization",
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "session_replication_role",
+    "timezone",
+    "datestyle",
+)
+
+
+class SessionBaseline:
+    """The second line of the session rule, for what a query's text cannot show (a user
+    function that calls set_config or LISTENs): what a fresh session looks like, learned once
+    from the first connection pgkeel sets up, and the check that compares a pooled connection
+    with it. The check is one query that reads the settings with ``current_setting()`` and
+    counts the LISTEN channels; it replaces the empty query of the round-trip check on checkout,
+    so it costs the hot path nothing (see ``needs_check``)."""
+
+    __slots__ = ("expected", "names", "query")
+
+    def __init__(self, config: Config) -> None:
+        names = dict.fromkeys([*(name.lower() for name, _ in config.settings), *WATCHED_SETTINGS])
+        self.names = tuple(names)
+        # Composed once (no connection needed for literals), sent as plain text every time.
+        calls = sql.SQL(", ").join(
+            sql.SQL("current_setting({}, true)").format(sql.Literal(name)) for name in self.names
+        )
+        self.query = (
+            sql.SQL("SELECT ") + calls + sql.SQL(", (SELECT count(*) FROM pg_listening_channels())")
+        ).as_string()
+        #: By session-settings mode (the fresh session differs between them).
+        self.expected: dict[str | None, tuple[Any, ...]] = {}
+
+    def known(self, mode: str | None) -> bool:
+        return mode in self.expected
+
+    def learn(self, mode: str | None, row: Sequence[Any]) -> None:
+        self.expected.setdefault(mode, tuple(row))
+
+    def drift(self, mode: str | None, row: Sequence[Any] | None) -> list[str]:
+        """The names (never the values: a setting may be a secret) of what differs from a fresh
+        session; empty if nothing does or if no fresh session was seen yet."""
+        expected = self.expected.get(mode)
+        if expected is None or row is None or tuple(row) == expected:
+            return []
+        labels = [*self.names, "LISTEN channels"]
+        return [label for label, a, b in zip(labels, row, expected, strict=False) if a != b]
+
+
 class LastError:
     """The last reason the pool could not connect (password-free), for ``health()`` and for
     the message of a checkout that timed out; cleared by the next successful connection."""
@@ -193,7 +267,7 @@ def not_open_message(name: str | None, closed: bool) -> str:
 class Counters:
     """The figures pgkeel adds to psycopg_pool's own in ``stats()``."""
 
-    __slots__ = ("checkouts", "errors", "lock", "retries", "wait_max", "wait_total")
+    __slots__ = ("checkouts", "errors", "lock", "resets", "retries", "wait_max", "wait_total")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -202,6 +276,7 @@ class Counters:
         self.wait_max = 0.0
         self.errors = 0
         self.retries = 0
+        self.resets = 0
 
     def checkout(self, waited: float) -> None:
         with self.lock:
@@ -217,6 +292,10 @@ class Counters:
     def retry(self) -> None:
         with self.lock:
             self.retries += 1
+
+    def reset(self) -> None:
+        with self.lock:
+            self.resets += 1
 
 
 class LeakWatcher:
@@ -341,6 +420,7 @@ class DatabaseBase:
                 "wait_ms_max": round(c.wait_max * 1000, 3),
                 "errors": c.errors,
                 "retries": c.retries,
+                "resets": c.resets,
             }
         return {
             "size": pool_stats.get("pool_size", 0),

@@ -31,6 +31,7 @@ from pgkeel._database_base import (
     SIZE_QUERY,
     DatabaseBase,
     LastError,
+    SessionBaseline,
     backoff,
     needs_check,
     not_open_message,
@@ -103,6 +104,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
                 "is async; pass a plain function, or use the asyncio face"
             )
         self._session = SessionSettings(self.config)
+        self._baseline = SessionBaseline(self.config)
         self._check_idle = self.config.check_idle
         self._last_error = LastError()
         self._made: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -128,6 +130,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
                 naive_datetime=self.config.naive_datetime,
                 session=self._session,
                 user_configure=self.config.configure,
+                baseline=self._baseline,
             ),
             # psycopg_pool retries a lost connection with a backoff that grows to minutes; give
             # up after reconnect_delay_max instead: the next checkout then starts a new attempt
@@ -185,6 +188,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
                 naive_datetime=self.config.naive_datetime,
                 session=self._session,
                 user_configure=self.config.configure,
+                baseline=self._baseline,
             )
             if self._session.mode == "server":
                 self._check_server_settings(conn)
@@ -242,24 +246,39 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         return PoolTimeout(f"{exc}; the last connection attempt failed: {reason}")
 
     def _checked(self, conn: psycopg.Connection[Any], deadline: float) -> psycopg.Connection[Any]:
-        """Round-trip check; replace broken connections at once (the pool reconnects). Not
-        psycopg_pool's ``check=``: after a second failed check it waits a second before the
-        next, and after a mass backend termination every idle connection fails its check."""
+        """Round-trip check; replace broken connections at once (the pool reconnects), and reset
+        one whose session drifted from a fresh one's (``SessionBaseline``). Not psycopg_pool's
+        ``check=``: after a second failed check it waits a second before the next, and after a
+        mass backend termination every idle connection fails its check."""
+        compare = True
         while True:
             try:
-                conn.execute("")
+                cur = conn.cursor(row_factory=tuple_row).execute(self._baseline.query)
+                row = cur.fetchone()
             except psycopg.Error:
                 self._give_back(conn)
-                try:
-                    conn = self._pool.getconn(max(deadline - _perf(), 0.001))
-                except PoolTimeout as exc:
-                    raise self._timeout_error(exc) from None
-                if not needs_check(conn, self._check_idle):
-                    return conn
             except BaseException:
                 self._give_back(conn)
                 raise
             else:
+                drift = self._baseline.drift(self._session.mode, row) if compare else []
+                if not drift:
+                    return conn
+                logger.warning(
+                    "a pooled connection's session differs from a fresh one's (%s) although "
+                    "no statement run through pgkeel's query methods showed a change (a "
+                    "function that calls set_config() or SET?): resetting it; run such "
+                    "statements through connection()",
+                    ", ".join(drift),
+                )
+                # Once per checkout: if the reset did not help, do not loop until the timeout.
+                compare = False
+                self._give_back(conn, reset=True)
+            try:
+                conn = self._pool.getconn(max(deadline - _perf(), 0.001))
+            except PoolTimeout as exc:
+                raise self._timeout_error(exc) from None
+            if not needs_check(conn, self._check_idle):
                 return conn
 
     def _release(self, conn: psycopg.Connection[Any], dirty: bool = False) -> None:
@@ -282,6 +301,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         self._dirty.discard(id(conn))
         try:
             if reset and not conn.closed:
+                self._counters.reset()
                 self._reset(conn)
         except BaseException as exc:
             logger.warning("closing a connection that could not be reset: %r", exc)
@@ -426,11 +446,19 @@ def _configure(
     naive_datetime: str,
     session: SessionSettings,
     user_configure: Callable[[Any], Any] | None,
+    baseline: SessionBaseline,
 ) -> None:
     """Set up a new connection: pgkeel's adapters, the session settings, then the user's
-    configure= (last, so its adapters win)."""
+    configure= (last, so its adapters win). The first connection also shows what a fresh
+    session looks like (before configure=: a session setting made there is lost at the first
+    reset anyway, so the checks treat it as drift; ``-c`` settings in ``options`` are kept)."""
     types.configure(conn, naive_datetime=naive_datetime)
     _apply_settings(conn, session)
+    if session.decided and not baseline.known(session.mode):
+        cur = conn.cursor(row_factory=tuple_row).execute(baseline.query)
+        row = cur.fetchone()
+        if row is not None:
+            baseline.learn(session.mode, row)
     if user_configure is not None:
         result = user_configure(conn)
         if inspect.isawaitable(result):

@@ -6,8 +6,10 @@ async): ``execute``, ``execute_many``, ``fetch_one``, ``fetch_all``, ``fetch_val
 The mixins only need ``_acquire()`` / ``_release()`` (a pooled checkout on a Database, the
 transaction's own connection on a Transaction) and ``_failed()`` (counting). ``_release`` is told
 whether the statement may have left session state behind: it did if it raised or was
-interrupted, ended with a session command tag (SET, LISTEN...), or was multi-statement text;
-the Database then resets the connection before anyone else gets it. ``Query`` (the type
+interrupted, ended with a session command tag (SET, LISTEN...), was multi-statement text, or
+its text mentions a built-in that changes the session (``set_config``, session advisory locks,
+``TEMP``...: ``_query_base.SESSION_WORDS``); the Database then resets the connection before
+anyone else gets it. ``Query`` (the type
 that makes an f-string query a type error) and ``Params`` are in ``_query_base``.
 """
 
@@ -20,7 +22,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from pgkeel._database_base import is_dirty, left_state
-from pgkeel._query_base import Params, Query
+from pgkeel._query_base import Params, Query, changes_session
 from pgkeel.rows import RowSpec, row_factory
 
 __all__ = ["Params", "Query", "QueryMethods"]
@@ -50,7 +52,7 @@ class QueryMethods:
             cur = conn.cursor()
             cur.execute(query, params)
             result = cur.rowcount
-            dirty = left_state(cur)
+            dirty = changes_session(query) or left_state(cur)
         except BaseException:
             self._failed()
             raise
@@ -72,7 +74,7 @@ class QueryMethods:
             else:
                 cur.executemany(query, params_seq)
             result = cur.rowcount
-            dirty = is_dirty(cur.statusmessage)
+            dirty = changes_session(query) or is_dirty(cur.statusmessage)
         except BaseException:
             self._failed()
             raise
@@ -88,7 +90,7 @@ class QueryMethods:
             cur = conn.cursor(row_factory=row_factory(row))
             cur.execute(query, params)
             result = cur.fetchone()
-            dirty = left_state(cur)
+            dirty = changes_session(query) or left_state(cur)
         except BaseException:
             self._failed()
             raise
@@ -104,7 +106,7 @@ class QueryMethods:
             cur = conn.cursor(row_factory=row_factory(row))
             cur.execute(query, params)
             result = cur.fetchall()
-            dirty = left_state(cur)
+            dirty = changes_session(query) or left_state(cur)
         except BaseException:
             self._failed()
             raise

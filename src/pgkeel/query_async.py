@@ -4,8 +4,10 @@ async): ``execute``, ``execute_many``, ``fetch_one``, ``fetch_all``, ``fetch_val
 The mixins only need ``_acquire()`` / ``_release()`` (a pooled checkout on a Database, the
 transaction's own connection on a Transaction) and ``_failed()`` (counting). ``_release`` is told
 whether the statement may have left session state behind: it did if it raised or was
-interrupted, ended with a session command tag (SET, LISTEN...), or was multi-statement text;
-the Database then resets the connection before anyone else gets it. ``Query`` (the type
+interrupted, ended with a session command tag (SET, LISTEN...), was multi-statement text, or
+its text mentions a built-in that changes the session (``set_config``, session advisory locks,
+``TEMP``...: ``_query_base.SESSION_WORDS``); the Database then resets the connection before
+anyone else gets it. ``Query`` (the type
 that makes an f-string query a type error) and ``Params`` are in ``_query_base``.
 """
 
@@ -18,7 +20,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from pgkeel._database_base import is_dirty, left_state
-from pgkeel._query_base import Params, Query
+from pgkeel._query_base import Params, Query, changes_session
 from pgkeel.rows import RowSpec, row_factory
 
 __all__ = ["AsyncQueryMethods", "Params", "Query"]
@@ -48,7 +50,7 @@ class AsyncQueryMethods:
             cur = conn.cursor()
             await cur.execute(query, params)
             result = cur.rowcount
-            dirty = left_state(cur)
+            dirty = changes_session(query) or left_state(cur)
         except BaseException:
             self._failed()
             raise
@@ -70,7 +72,7 @@ class AsyncQueryMethods:
             else:
                 await cur.executemany(query, params_seq)
             result = cur.rowcount
-            dirty = is_dirty(cur.statusmessage)
+            dirty = changes_session(query) or is_dirty(cur.statusmessage)
         except BaseException:
             self._failed()
             raise
@@ -86,7 +88,7 @@ class AsyncQueryMethods:
             cur = conn.cursor(row_factory=row_factory(row))
             await cur.execute(query, params)
             result = await cur.fetchone()
-            dirty = left_state(cur)
+            dirty = changes_session(query) or left_state(cur)
         except BaseException:
             self._failed()
             raise
@@ -104,7 +106,7 @@ class AsyncQueryMethods:
             cur = conn.cursor(row_factory=row_factory(row))
             await cur.execute(query, params)
             result = await cur.fetchall()
-            dirty = left_state(cur)
+            dirty = changes_session(query) or left_state(cur)
         except BaseException:
             self._failed()
             raise
