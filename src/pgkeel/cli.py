@@ -122,3 +122,4 @@ def psql(data_dir: Path, psql_args: tuple[str, ...]) -> None:
 
 
 main.add_command(copy_group)
+main.add_command(__import__("pgkeel.check._cli", fromlist=["check"]).check)
