@@ -288,3 +288,16 @@ def not_sql(runner, path):
 
 def percent_constant(cur):
     cur.execute("SELECT * FROM %s WHERE id = %%s" % "users", (1,))  # ok: constant table
+
+
+async def quoted_channel(conn: asyncpg.Connection, channel):
+    await conn.execute("LISTEN {}".format(quote_ident(channel)))  # ok: quoted
+
+
+def version_switch(conn, cur, name):
+    typarray = conn.server_version >= 80300 and "typarray" or "NULL"
+    cur.execute("SELECT oid, %s FROM pg_type WHERE typname = %%s" % typarray, (name,))  # ok
+
+
+def quote_ident(name):
+    return '"' + name.replace('"', '""') + '"'

@@ -34,6 +34,12 @@ SKIP_DIRS = frozenset(
     }
 )  # fmt: skip
 PARALLEL_MIN_FILES = 64
+# Every rule starts at a call or string that contains one of these words: a module without any
+# of them has nothing to find.
+_TRIGGERS = (
+    "execute", "fetch", "copy", "mogrify", "prepare", "connect", "pool", "getconn", "acquire",
+    "postgres", "stream", "database",
+)  # fmt: skip
 _CHUNK = 32
 
 
@@ -102,6 +108,9 @@ def _check_text(
             ModuleFacts(),
             len(lines),
         )
+    lowered = text.lower()
+    if not any(word in lowered for word in _TRIGGERS):
+        return [], ModuleFacts(), len(lines)  # parsed (syntax errors count), nothing to find
     try:
         found, facts = analyze(tree, path)
     except RecursionError:

@@ -406,30 +406,27 @@ class _Analyzer:
     # -- collection --------------------------------------------------------------------------
 
     def run(self) -> None:
-        self._imports()
         self._walk_body(self.tree.body, self.module, (), None, False)
+        if "psycopg_pool" in self.families:
+            self.families.add("psycopg")
         self.web = any(f in self.families for f in WEB_MODULES)
         for site in self.calls:
             self._check_call(site)
         for const in self.strings:
             self._check_dsn_literal(const)
 
-    def _imports(self) -> None:
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    self.families.add(a.name.split(".")[0])
-                    if a.asname:
-                        self.aliases[a.asname] = a.name
-                    else:
-                        top = a.name.split(".")[0]
-                        self.aliases[top] = top
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                self.families.add(node.module.split(".")[0])
-                for a in node.names:
-                    self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
-        if "psycopg_pool" in self.families:
-            self.families.add("psycopg")
+    def _import(self, node: ast.Import | ast.ImportFrom) -> None:
+        # one alias table per module: an import inside a function counts everywhere (a name
+        # imported twice under different meanings in one module is rare enough)
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                top = a.name.split(".")[0]
+                self.families.add(top)
+                self.aliases[a.asname or top] = a.name if a.asname else top
+        elif node.module and not node.level:
+            self.families.add(node.module.split(".")[0])
+            for a in node.names:
+                self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
 
     def qualname(self, node: ast.AST) -> str | None:
         """``pg.connect`` -> ``psycopg.connect`` when ``import psycopg as pg``; None if local."""
@@ -501,8 +498,12 @@ class _Analyzer:
             return
         if isinstance(node, ast.Lambda):
             return  # a lambda's body is rarely where SQL is run; its args would shadow names
-        for child in ast.iter_child_nodes(node):
+        children = list(ast.iter_child_nodes(node))
+        for child in children:
             self.parent[child] = node
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            self._import(node)
+            return
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 self._bind(target, node.value, scope, cls)
@@ -578,7 +579,7 @@ class _Analyzer:
                 else:
                     scope.appends.setdefault(func.value.id, []).append(node.args[-1])
             self._note_views(node)
-        for child in ast.iter_child_nodes(node):
+        for child in children:
             self._walk(child, scope, loops, cls, in_finally)
 
     def _note_views(self, call: ast.Call) -> None:
@@ -741,10 +742,16 @@ class _Analyzer:
             )
             worst = _worst((a, b))
             return worst if worst.state != SAFE else Val(SAFE, a.text if a.text else b.text)
-        if isinstance(node, ast.BoolOp):  # clauses or "true"
-            vals = [self.value(v, scope, depth + 1) for v in node.values]
+        if isinstance(node, ast.BoolOp):
+            if isinstance(node.op, ast.And):  # `x and "a"`: "a", or a falsy x ("", None, 0)
+                return self.value(node.values[-1], scope, depth + 1)
+            vals = [self.value(v, scope, depth + 1) for v in node.values]  # clauses or "true"
             worst = _worst(vals)
             return worst if worst.state != SAFE else Val(SAFE, vals[0].text)
+        if isinstance(node, ast.Compare) or (
+            isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+        ):
+            return _SAFE  # a bool
         if isinstance(node, ast.Call):
             return self._call_value(node, scope, depth, line)
         if isinstance(node, ast.Name):
@@ -821,6 +828,9 @@ class _Analyzer:
                     inner = self.value(node.args[0], scope, depth + 1)
                     return inner if inner.state == DYNAMIC else inner._replace(state=SAFE)
                 return _SAFE
+        callee = _last(func).lower()
+        if "quote" in callee or "escape" in callee:
+            return Val(SAFE, HOLE)  # quote_ident(name), conn.escape_identifier(...): quoted
         if q in PASS_THROUGH and node.args:
             return self.value(node.args[0], scope, depth + 1)
         if not isinstance(func, ast.Attribute):
