@@ -5,9 +5,11 @@ import os
 import asyncpg
 import psycopg
 import psycopg2
+import psycopg_pool
 
 PROD_URL = "postgresql://app:s3cr3t@db.prod.example.com:5432/shop"  # expect: PGK007
 REMOTE_NO_TLS = "postgresql://app@10.0.4.12/shop?sslmode=disable"  # expect: PGK007
+SERVICE_NO_TLS = "postgresql://app@db:5432/shop?sslmode=disable"  # expect: PGK007
 
 
 def password_keyword():
@@ -30,10 +32,17 @@ def default_with_password():
     return os.environ.get("DATABASE_URL", "postgres://admin:admin123@localhost/app")  # expect: PGK007
 
 
+def no_sslmode_remote():
+    return psycopg_pool.ConnectionPool("postgresql://reports.example.com/bi", timeout=5)  # expect: PGK007
+
+
+def no_sslmode_keywords():
+    return psycopg2.connect(host="warehouse.example.com", dbname="bi", user="bi")  # expect: PGK007
+
+
 # --- negatives ---------------------------------------------------------------------------------
 
 LOCAL_NO_TLS = "postgresql://app@localhost/shop?sslmode=disable"  # ok: local
-COMPOSE = "postgresql://app@db:5432/shop?sslmode=disable"  # ok: a compose service name
 NO_PASSWORD = "postgresql://app@db.prod.example.com/shop?sslmode=verify-full"  # ok
 TEMPLATE = "postgresql://app:${DB_PASSWORD}@db.prod.example.com/shop"  # ok: a placeholder
 
@@ -50,3 +59,19 @@ def require_tls():
 def documented():
     """Connect, e.g. to postgresql://user:secret@db.example.com/app (a docstring)."""
     return psycopg.connect(os.environ["DATABASE_URL"])  # ok
+
+
+def no_sslmode_local():
+    return psycopg.connect("host=localhost dbname=shop")  # ok: loopback
+
+
+def no_sslmode_unix_socket():
+    return psycopg.connect("postgresql:///shop?host=/var/run/postgresql")  # ok: a socket
+
+
+def host_from_environment():
+    return psycopg.connect(host=os.environ["PGHOST"], dbname="shop")  # ok: unknown host
+
+
+def ssl_context(ctx):
+    return asyncpg.connect(host="db.example.com", ssl=ctx)  # ok: the caller's TLS context

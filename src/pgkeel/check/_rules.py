@@ -196,7 +196,7 @@ ROUTE_METHODS = frozenset(
 WEB_MODULES = ("fastapi", "flask", "starlette", "quart", "sanic", "aiohttp", "litestar", "django")
 TEARDOWNS = frozenset({"teardown_appcontext", "teardown_request", "teardown_app_request"})
 WEAK_SSLMODES = frozenset({"disable", "allow", "prefer"})
-LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1", "[::1]"})
+LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain"})
 PSYCOPG_POOL_LIMITS = frozenset({"timeout", "max_lifetime"})
 ASYNCPG_POOL_LIMITS = frozenset(
     {"timeout", "command_timeout", "max_inactive_connection_lifetime", "max_queries"}
@@ -247,7 +247,7 @@ class _HoleMap(dict[str, _Hole]):
 
 def _percent_text(template: str, n: int | None) -> str | None:
     """The static text of ``template % values`` with HOLE for each value (None if unknown)."""
-    attempts: list[object] = [_HoleMap()] if n is None else []
+    attempts: list[object] = [(_Hole(),), _HoleMap()] if n is None else []
     attempts += [tuple(_Hole() for _ in range(k)) for k in ([n] if n is not None else range(8))]
     for values in attempts:
         try:
@@ -730,6 +730,12 @@ class _Analyzer:
             bad = _worst(parts)
             if bad.state != SAFE:
                 return Val(DYNAMIC, text, "an f-string", line)
+            holes = "".join(
+                str(p.value) if isinstance(p, ast.Constant) else HOLE for p in node.values
+            )
+            fields = [p.value for p in node.values if isinstance(p, ast.FormattedValue)]
+            if _variable_in_literal(holes, fields):
+                return Val(DYNAMIC, text, "an f-string (a value inside a SQL literal)", line)
             return Val(SAFE, text)
         if hasattr(ast, "TemplateStr") and isinstance(node, ast.TemplateStr):  # Python 3.14
             return _SAFE
@@ -809,6 +815,8 @@ class _Analyzer:
                 return left._replace(text=text)
             if _worst(vals).state != SAFE:
                 return Val(DYNAMIC, text, "%-formatting", line)
+            if text is not None and _variable_in_literal(text, values):
+                return Val(DYNAMIC, text, "%-formatting (a value inside a SQL literal)", line)
             return Val(SAFE, text)
         if isinstance(node.op, ast.Mult) and isinstance(node.left, ast.List | ast.Tuple):
             return left._replace(text=None)
@@ -859,6 +867,9 @@ class _Analyzer:
                 args += [self.value(k.value, scope, depth + 1) for k in node.keywords]
                 if _worst(args).state != SAFE:
                     return Val(DYNAMIC, text, "str.format()", line)
+                given = [*node.args, *(k.value for k in node.keywords)]
+                if text is not None and _variable_in_literal(text, given):
+                    return Val(DYNAMIC, text, "str.format() (a value inside a SQL literal)", line)
                 return Val(SAFE, text)
             if not node.args:
                 return _OPAQUE
@@ -1064,7 +1075,7 @@ class _Analyzer:
             )
         if not tokens:
             return
-        style = self._style(receiver, method, looks_sql)
+        style = self._style(receiver, method, looks_sql, site.call)
         pyformat, dollar = placeholders(tokens)
         if style == "asyncpg" and pyformat:
             self._report(
@@ -1107,15 +1118,25 @@ class _Analyzer:
             parent = self.parent.get(parent)
         return False
 
-    def _style(self, receiver: tuple[str, str] | None, method: str, looks_sql: bool) -> str | None:
+    def _style(
+        self, receiver: tuple[str, str] | None, method: str, looks_sql: bool, call: ast.Call
+    ) -> str | None:
+        """Which placeholders the driver running this query expects: 'asyncpg' ($1),
+        'pyformat' (%s), or None when the code does not say."""
         if receiver is not None:
             return "asyncpg" if receiver[0] == "asyncpg" else "pyformat"
         if not looks_sql:
             return None
         pyformat_libs = {"psycopg", "psycopg2", "pgkeel"} & self.families
-        if "asyncpg" in self.families and not pyformat_libs:
+        asyncpg = "asyncpg" in self.families
+        args = call.args
+        if asyncpg and (method in ASYNCPG_METHODS or len(args) > 2):
+            return "asyncpg"  # fetchrow(q, a, b): only asyncpg takes its values one by one
+        if pyformat_libs and len(args) == 2 and isinstance(args[1], ast.Tuple | ast.Dict):
+            return "pyformat"  # execute(q, (a, b)): psycopg's one sequence of parameters
+        if asyncpg and not pyformat_libs:
             return "asyncpg"
-        if pyformat_libs and "asyncpg" not in self.families and method not in ASYNCPG_METHODS:
+        if pyformat_libs and not asyncpg and method not in ASYNCPG_METHODS:
             return "pyformat"
         return None
 
@@ -1367,44 +1388,88 @@ class _Analyzer:
         dsn = call.args[index] if len(call.args) > index else None
         dsn = dsn or kwargs.get("conninfo") or kwargs.get("dsn")
         text = self.value(dsn, site.scope).text if dsn is not None else None
+        dsn_mode: str | None = None
         if text and HOLE not in text:
             if "://" in text:
                 # the URL's own password and sslmode are judged where the literal is written
-                settings.setdefault("host", _url_settings(text).get("host", ""))
+                url = _url_settings(text)
+                settings.setdefault("host", url.get("host", ""))
+                dsn_mode = url.get("sslmode")
             elif "=" in text:
                 for name, setting in _conninfo(text).items():
                     settings.setdefault(name, setting)
-        self._judge_settings(call, settings)
+        elif dsn is not None:
+            settings.pop("host", None)  # a DSN we cannot read may name another host
+        problems = self._settings_problems(settings)
+        if isinstance(dsn, ast.Constant) and dsn in self.strings:
+            # the literal's own problems (a password...) go into this one finding
+            problems += self._settings_problems(_url_settings(str(dsn.value)))
+            self.strings.remove(dsn)
+        host = settings.get("host")
+        unset = (
+            dsn_mode is None
+            and "sslmode" not in settings
+            and "ssl" not in kwargs
+            and "sslmode" not in kwargs
+            and None not in {k.arg for k in call.keywords}
+        )
+        if unset and host and not _is_local(host):
+            problems.append(
+                f"no sslmode for {host}: libpq and asyncpg default to prefer, which falls back "
+                "to plaintext and never verifies the server; add sslmode=verify-full (or set "
+                "PGSSLMODE where it runs)"
+            )
+        if problems:
+            self._report(call, "PGK007", "; ".join(problems))
 
-    def _judge_settings(self, node: ast.AST, settings: dict[str, str]) -> None:
+    def _settings_problems(self, settings: dict[str, str]) -> list[str]:
+        problems = []
         password = settings.get("password")
         if password and not _placeholder(password):
-            self._report(
-                node,
-                "PGK007",
+            problems.append(
                 "password written in the connection settings: read it from the environment "
-                "(PGPASSWORD, a passfile, a secret store) instead of the source",
+                "(PGPASSWORD, a passfile, a secret store) instead of the source"
             )
         mode = settings.get("sslmode", "").lower()
         if settings.get("ssl", "").lower() in ("false", "disable", "allow", "prefer"):
             mode = mode or settings["ssl"].lower()
         host = settings.get("host")
         if mode in WEAK_SSLMODES | {"false"} and host is not None and not _is_local(host):
-            self._report(
-                node,
-                "PGK007",
+            problems.append(
                 f"sslmode={mode} to {host}: the connection can go unencrypted and unverified; "
-                "use sslmode=verify-full with the server's CA (sslrootcert=)",
+                "use sslmode=verify-full with the server's CA (sslrootcert=)"
             )
+        return problems
 
     def _check_dsn_literal(self, const: ast.Constant) -> None:
         text = const.value
         assert isinstance(text, str)
         if "://" not in text or isinstance(self.parent.get(const), ast.Expr | ast.JoinedStr):
             return
-        settings = _url_settings(text)
-        if settings:
-            self._judge_settings(const, settings)
+        problems = self._settings_problems(_url_settings(text))
+        if problems:
+            self._report(const, "PGK007", "; ".join(problems))
+
+
+def _variable_in_literal(marked: str, fields: list[ast.expr]) -> bool:
+    """A variable's value spliced inside a SQL string literal (``'{name}'``): a value that
+    belongs in a parameter, even when this variable holds a constant today."""
+    if not any(_is_variable(f) for f in fields) or HOLE not in marked or "'" not in marked:
+        return False
+    return any(t.kind == "string" and HOLE in t.text for t in scan(marked))
+
+
+def _is_variable(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return False
+    if isinstance(node, ast.Call):
+        callee = _last(node.func)
+        return not (
+            callee in NUMERIC_CALLS or "quote" in callee.lower() or "escape" in callee.lower()
+        )
+    return isinstance(node, ast.Name | ast.Attribute | ast.Subscript) and not _constant_name(
+        _last(node)
+    )
 
 
 def _is_def(node: ast.AST) -> bool:
@@ -1442,11 +1507,7 @@ def _placeholder(password: str) -> bool:
 
 def _is_local(host: str) -> bool:
     host = host.strip().lower()
-    return (
-        host in LOCAL_HOSTS
-        or host.startswith(("127.", "/", "@"))
-        or ("." not in host and ":" not in host)  # a single-label name: a compose service, a pod
-    )
+    return host in LOCAL_HOSTS or host.startswith(("127.", "/", "@"))  # loopback, a socket
 
 
 def _url_settings(text: str) -> dict[str, str]:
