@@ -301,3 +301,23 @@ def version_switch(conn, cur, name):
 
 def quote_ident(name):
     return '"' + name.replace('"', '""') + '"'
+
+
+def sql_around_variable(cur, column):
+    query = sql.SQL("SELECT {} FROM t").format(sql.SQL(column))
+    cur.execute(query)  # expect: PGK001
+
+
+def keyword_format(cur, params):
+    cur.execute("SELECT * FROM users WHERE id = {id}".format(**params))  # expect: PGK001
+
+
+def mogrify_batch(cur, rows):
+    values = ",".join(cur.mogrify("(%s,%s)", row).decode("utf-8") for row in rows)
+    cur.execute("INSERT INTO items VALUES " + values)  # ok: mogrify quotes every value
+
+
+def numeric_formats(cur, timeout_ms, ratio, limit):
+    cur.execute("SET statement_timeout = %d" % timeout_ms)  # ok: %d takes numbers only
+    cur.execute(f"SELECT * FROM t WHERE score > {ratio:.2f} LIMIT {limit:d}")  # ok: numeric
+    cur.execute("SELECT * FROM t LIMIT {:d}".format(limit))  # ok: numeric

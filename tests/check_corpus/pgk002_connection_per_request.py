@@ -152,3 +152,17 @@ class Exporter:
     def get(self, key):  # ok: not a view class
         with psycopg.connect(DSN) as conn:
             return conn.execute("SELECT v FROM kv WHERE k = %s", (key,)).fetchone()
+
+
+@flask_app.before_request
+def open_db():
+    flask_app.config["db"] = psycopg2.connect(DSN)  # expect: PGK002
+
+
+def lambda_handler(event, context):
+    with psycopg.connect(DSN) as conn:  # expect: PGK002
+        return conn.execute("SELECT 1").fetchone()
+
+
+def connect_each(dsns):
+    return [psycopg.connect(dsn) for dsn in dsns]  # ok: one connection per server

@@ -119,3 +119,7 @@ def multi_row_values(cur, chunks):
 def select_in_loop(cur, ids):
     for i in ids:
         cur.execute("SELECT * FROM items WHERE id = %s", (i,))  # ok: not an INSERT
+
+
+def comprehension(cur, rows):
+    [cur.execute("INSERT INTO items VALUES (%s, %s)", r) for r in rows]  # expect: PGK005

@@ -153,7 +153,7 @@ SQL_MODULES = ("psycopg.sql.", "psycopg2.sql.")
 PASS_THROUGH = frozenset({"sqlalchemy.text", "textwrap.dedent", "inspect.cleandoc"})
 NUMERIC_CALLS = frozenset({"int", "float", "len", "bool", "round", "abs", "min", "max", "sum"})
 NUMERIC_TYPES = frozenset({"int", "float", "bool"})
-STR_METHODS = frozenset({"strip", "lstrip", "rstrip", "upper", "lower"})
+STR_METHODS = frozenset({"strip", "lstrip", "rstrip", "upper", "lower", "decode", "encode"})
 SQL_START = frozenset(
     [
         "SELECT",
@@ -194,6 +194,7 @@ ROUTE_METHODS = frozenset(
     {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket", "head", "options"}
 )
 WEB_MODULES = ("fastapi", "flask", "starlette", "quart", "sanic", "aiohttp", "litestar", "django")
+REQUEST_HOOKS = frozenset({"before_request", "before_app_request", "middleware"})
 TEARDOWNS = frozenset({"teardown_appcontext", "teardown_request", "teardown_app_request"})
 WEAK_SSLMODES = frozenset({"disable", "allow", "prefer"})
 LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain"})
@@ -203,6 +204,16 @@ ASYNCPG_POOL_LIMITS = frozenset(
 )
 
 SAFE, OPAQUE, DYNAMIC = 0, 1, 2
+_Comprehension = ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+_Loop = (
+    ast.For
+    | ast.AsyncFor
+    | ast.While
+    | ast.ListComp
+    | ast.SetComp
+    | ast.GeneratorExp
+    | ast.DictComp
+)
 
 
 class Val(NamedTuple):
@@ -228,16 +239,22 @@ def _worst(vals: Iterable[Val]) -> Val:
     return out
 
 
-class _Hole:
-    """Formats as HOLE whatever the conversion (``%s``/``{}``), for static text of formatting."""
+class _Hole(int):
+    """Formats as HOLE for a text conversion (``%s``, ``{}``, ``{!r}``) and as 0 for a numeric
+    one (``%d``, ``{:.2f}``): a value formatted as a number cannot inject anything."""
 
     def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in _NUMERIC_SPECS:
+            return int.__format__(0, spec)
         return HOLE
 
     def __str__(self) -> str:
         return HOLE
 
     __repr__ = __str__
+
+
+_NUMERIC_SPECS = frozenset("bcdoxXneEfFgG%")
 
 
 class _HoleMap(dict[str, _Hole]):
@@ -375,7 +392,7 @@ def _names_in(node: ast.AST) -> set[str]:
 class _CallSite:
     call: ast.Call
     scope: _Scope
-    loops: tuple[ast.For | ast.AsyncFor | ast.While, ...]
+    loops: tuple[_Loop, ...]
     in_finally: bool
 
 
@@ -453,7 +470,7 @@ class _Analyzer:
         self,
         body: Iterable[ast.AST],
         scope: _Scope,
-        loops: tuple[ast.For | ast.AsyncFor | ast.While, ...],
+        loops: tuple[_Loop, ...],
         cls: _Class | None,
         in_finally: bool,
     ) -> None:
@@ -464,7 +481,7 @@ class _Analyzer:
         self,
         node: ast.AST,
         scope: _Scope,
-        loops: tuple[ast.For | ast.AsyncFor | ast.While, ...],
+        loops: tuple[_Loop, ...],
         cls: _Class | None,
         in_finally: bool,
     ) -> None:
@@ -546,6 +563,14 @@ class _Analyzer:
                     scope.bind(item.optional_vars.id, "with", expr)
         elif isinstance(node, ast.comprehension):
             self._bind_loop(node.target, node.iter, scope)
+        elif isinstance(node, _Comprehension):
+            for gen in node.generators:
+                self._walk(gen, scope, loops, cls, in_finally)
+            per_item = (*loops, node)
+            elts = (node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,)
+            for elt in elts:
+                self._walk(elt, scope, per_item, cls, in_finally)
+            return
         elif isinstance(node, ast.Global | ast.Nonlocal):
             scope.globals.update(node.names)
         elif isinstance(node, ast.Return | ast.Yield | ast.YieldFrom):
@@ -723,6 +748,16 @@ class _Analyzer:
                     texts.append(str(piece.value))
                 elif isinstance(piece, ast.FormattedValue):
                     v = self.value(piece.value, scope, depth + 1)
+                    spec = piece.format_spec
+                    if (
+                        isinstance(spec, ast.JoinedStr)
+                        and all(isinstance(p, ast.Constant) for p in spec.values)
+                        and "".join(
+                            str(c.value) for c in spec.values if isinstance(c, ast.Constant)
+                        )[-1:]
+                        in _NUMERIC_SPECS
+                    ):
+                        v = _SAFE  # {n:d}, {price:.2f}: a number or a ValueError
                     parts.append(v)
                     inline = v.text is not None and v.state == SAFE and piece.format_spec is None
                     texts.append(v.text if inline and v.text is not None else HOLE)
@@ -813,8 +848,10 @@ class _Analyzer:
             text = _percent_text(left.text, n)
             if left.state == DYNAMIC:
                 return left._replace(text=text)
+            if text is not None and HOLE not in text and HOLE not in left.text:
+                return Val(SAFE, text)  # only numeric conversions (%d, %.1f)
             if _worst(vals).state != SAFE:
-                return Val(DYNAMIC, text, "%-formatting", line)
+                return Val(DYNAMIC, text or left.text.replace("%", HOLE), "%-formatting", line)
             if text is not None and _variable_in_literal(text, values):
                 return Val(DYNAMIC, text, "%-formatting (a value inside a SQL literal)", line)
             return Val(SAFE, text)
@@ -837,7 +874,7 @@ class _Analyzer:
                     return inner if inner.state == DYNAMIC else inner._replace(state=SAFE)
                 return _SAFE
         callee = _last(func).lower()
-        if "quote" in callee or "escape" in callee:
+        if "quote" in callee or "escape" in callee or callee == "mogrify":
             return Val(SAFE, HOLE)  # quote_ident(name), conn.escape_identifier(...): quoted
         if q in PASS_THROUGH and node.args:
             return self.value(node.args[0], scope, depth + 1)
@@ -846,7 +883,7 @@ class _Analyzer:
                 return self.value(node.args[0], scope, depth + 1)
             return _OPAQUE
         method = func.attr
-        if method in STR_METHODS and not node.args:
+        if method in STR_METHODS and (not node.args or method in ("decode", "encode")):
             return self.value(func.value, scope, depth + 1)
         if method in ("format", "join", "as_string"):
             receiver = self.value(func.value, scope, depth + 1)
@@ -862,11 +899,13 @@ class _Analyzer:
                     receiver.text or HOLE, len(node.args), [k.arg for k in node.keywords if k.arg]
                 )
                 if composable:
-                    return Val(SAFE, text)
+                    return self._composed_args(node, scope, depth, line)._replace(text=text)
+                if text is not None and HOLE not in text and HOLE not in (receiver.text or HOLE):
+                    return Val(SAFE, text)  # only numeric fields ({:d})
                 args = [self.value(a, scope, depth + 1) for a in node.args]
                 args += [self.value(k.value, scope, depth + 1) for k in node.keywords]
                 if _worst(args).state != SAFE:
-                    return Val(DYNAMIC, text, "str.format()", line)
+                    return Val(DYNAMIC, text or receiver.text, "str.format()", line)
                 given = [*node.args, *(k.value for k in node.keywords)]
                 if text is not None and _variable_in_literal(text, given):
                     return Val(DYNAMIC, text, "str.format() (a value inside a SQL literal)", line)
@@ -880,6 +919,18 @@ class _Analyzer:
                 return Val(DYNAMIC, elems.text, "join()", line)
             return Val(elems.state, elems.text)
         return _OPAQUE
+
+    def _composed_args(self, node: ast.Call, scope: _Scope, depth: int, line: int) -> Val:
+        """``SQL(...).format(SQL(name))``: sql.SQL() does no quoting, so a non-constant inside
+        it is as bad as an f-string; Identifier/Literal/plain values are quoted."""
+        for arg in (*node.args, *(k.value for k in node.keywords)):
+            if isinstance(arg, ast.Call) and arg.args:
+                q = self.qualname(arg.func) or ""
+                if q.startswith(SQL_MODULES) and q.endswith(".SQL"):
+                    inner = self.value(arg.args[0], scope, depth + 1)
+                    if inner.state != SAFE:
+                        return Val(DYNAMIC, None, "sql.SQL() around a non-constant", line)
+        return _SAFE
 
     def _is_composable(self, node: ast.AST, scope: _Scope, depth: int = 0) -> bool:
         if depth > 6:
@@ -1142,6 +1193,10 @@ class _Analyzer:
 
     def _row_loop(self, site: _CallSite) -> bool:
         for loop in site.loops:
+            if isinstance(loop, _Comprehension):
+                if not any(g.is_async for g in loop.generators):
+                    return True
+                continue
             if isinstance(loop, ast.AsyncFor):
                 continue  # consuming a stream: one event per turn
             if isinstance(loop, ast.While) and _is_event_loop(loop):
@@ -1171,11 +1226,14 @@ class _Analyzer:
     def _is_handler(self, func: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> bool:
         if func.name in self.views:
             return True
+        names = [a.arg for a in func.args.args]
+        if func.name == "lambda_handler" or names == ["event", "context"]:
+            return True  # a serverless function: one call per request
         if not self.web:
             return False
         for d in func.decorator_list:
             target = d.func if isinstance(d, ast.Call) else d
-            if isinstance(target, ast.Attribute) and target.attr in ROUTE_METHODS:
+            if isinstance(target, ast.Attribute) and target.attr in ROUTE_METHODS | REQUEST_HOOKS:
                 return True
             if _last(target) in ("api_view", "require_http_methods", "login_required"):
                 return True
@@ -1204,10 +1262,16 @@ class _Analyzer:
             return
         used = _names_in(site.call)
         for loop in site.loops:
-            if _is_retry_loop(loop):
-                continue
-            if not isinstance(loop, ast.While) and _names_in(loop.target) & used:
+            if isinstance(loop, _Comprehension):
+                targets = set().union(*(_names_in(g.target) for g in loop.generators))
+            elif isinstance(loop, ast.While):
+                targets = set()
+            else:
+                targets = _names_in(loop.target)
+            if targets & used:
                 continue  # one connection per server/database listed
+            if not isinstance(loop, _Comprehension) and _is_retry_loop(loop):
+                continue
             self._report(
                 site.call,
                 "PGK002",
