@@ -321,3 +321,18 @@ def numeric_formats(cur, timeout_ms, ratio, limit):
     cur.execute("SET statement_timeout = %d" % timeout_ms)  # ok: %d takes numbers only
     cur.execute(f"SELECT * FROM t WHERE score > {ratio:.2f} LIMIT {limit:d}")  # ok: numeric
     cur.execute("SELECT * FROM t LIMIT {:d}".format(limit))  # ok: numeric
+
+
+async def numbered_placeholders(conn: asyncpg.Connection, values):
+    marks = ", ".join(f"${i}" for i, _ in enumerate(values, 1))
+    await conn.execute(f"INSERT INTO t VALUES ({marks})", *values)  # ok: only $n
+
+
+def columns_constant(cur, row):
+    assignments = ", ".join(f"{col} = %s" for col, _ in zip(("a", "b"), row))
+    cur.execute(f"UPDATE t SET {assignments} WHERE id = 1", row)  # ok: constant columns
+
+
+def columns_from_argument(cur, cols, row):
+    assignments = ", ".join(f"{col} = %s" for _, col in enumerate(cols))
+    cur.execute(f"UPDATE t SET {assignments} WHERE id = 1", row)  # expect: PGK001

@@ -651,6 +651,30 @@ class _Analyzer:
     def _bind_loop(self, target: ast.AST, iterable: ast.expr, scope: _Scope) -> None:
         if isinstance(target, ast.Name):
             scope.bind(target.id, "in", iterable)
+        elif (
+            isinstance(target, ast.Tuple)
+            and isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id in ("enumerate", "zip")
+            and iterable.args
+        ):
+            if iterable.func.id == "enumerate":  # for i, item in enumerate(items)
+                sources: list[ast.expr] = [ast.Constant(0), iterable.args[0]]
+                hows = ["=", "in"]
+            else:  # for a, b in zip(xs, ys)
+                sources = list(iterable.args)
+                hows = ["in"] * len(sources)
+            if len(sources) != len(target.elts):
+                sources, hows = [], []
+            for elt, source, how in zip(target.elts, sources, hows, strict=False):
+                if isinstance(elt, ast.Name):
+                    scope.bind(elt.id, how, source)
+                else:
+                    for n in _names_in(elt):
+                        scope.bind(n, "=", None)
+            if not sources:
+                for n in _names_in(target):
+                    scope.bind(n, "=", None)
         else:
             for n in _names_in(target):
                 scope.bind(n, "=", None)
@@ -883,7 +907,7 @@ class _Analyzer:
                 return self.value(node.args[0], scope, depth + 1)
             return _OPAQUE
         method = func.attr
-        if method in STR_METHODS and (not node.args or method in ("decode", "encode")):
+        if method in STR_METHODS:  # .strip(";"), .decode("utf-8"): the receiver's text
             return self.value(func.value, scope, depth + 1)
         if method in ("format", "join", "as_string"):
             receiver = self.value(func.value, scope, depth + 1)
@@ -1395,7 +1419,9 @@ class _Analyzer:
         assert isinstance(call.func, ast.Attribute)
         receiver = self.kind(call.func.value, site.scope)
         if receiver is None:
-            if "asyncpg" not in self.families or "pool" not in _last(call.func.value).lower():
+            if "asyncpg" not in self.families or not _last(call.func.value).lower().endswith(
+                "pool"
+            ):
                 return
         elif receiver != ("asyncpg", "pool"):
             return
