@@ -336,3 +336,20 @@ def columns_constant(cur, row):
 def columns_from_argument(cur, cols, row):
     assignments = ", ".join(f"{col} = %s" for _, col in enumerate(cols))
     cur.execute(f"UPDATE t SET {assignments} WHERE id = 1", row)  # expect: PGK001
+
+
+def reused_variable(cur, table):
+    q = "SELECT relname FROM pg_class"
+    cur.execute(q)  # ok: q is a constant here
+    q = "SELECT * FROM {}".format(table)
+    cur.execute(q)  # expect: PGK001
+    q = "SELECT 1"
+    cur.execute(q)  # ok: a constant again
+
+
+def branch_assignments(cur, name, flag):
+    if flag:
+        q = f"SELECT * FROM users WHERE name = '{name}'"
+    else:
+        q = "SELECT * FROM users"
+    cur.execute(q)  # expect: PGK001

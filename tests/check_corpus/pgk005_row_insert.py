@@ -123,3 +123,8 @@ def select_in_loop(cur, ids):
 
 def comprehension(cur, rows):
     [cur.execute("INSERT INTO items VALUES (%s, %s)", r) for r in rows]  # expect: PGK005
+
+
+def written_out(cur):
+    for mode in ("FAIL", "ABORT"):
+        cur.execute("INSERT INTO modes (name) VALUES (%s)", (mode,))  # ok: two values in the code

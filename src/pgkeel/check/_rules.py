@@ -204,6 +204,7 @@ ASYNCPG_POOL_LIMITS = frozenset(
 )
 
 SAFE, OPAQUE, DYNAMIC = 0, 1, 2
+_Binding = tuple[str, ast.AST | None, int, bool]
 _Comprehension = ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
 _Loop = (
     ast.For
@@ -321,7 +322,8 @@ class _Scope:
         self.func = func
         self.cls = cls
         # name -> value expressions; None = bound to something unknown (a tuple unpacking...)
-        self.assigns: dict[str, list[tuple[str, ast.AST | None]]] = {}
+        # name -> (how, value, line, unconditional) in source order
+        self.assigns: dict[str, list[_Binding]] = {}
         self.appends: dict[str, list[ast.expr]] = {}
         self.params: dict[str, ast.expr | None] = {}
         self.escapes: set[str] = set()  # names returned, yielded or stored on an object
@@ -330,8 +332,11 @@ class _Scope:
         self.finally_methods: set[str] = set()  # methods called in a `finally:`
         self.globals: set[str] = set()
 
-    def bind(self, name: str, how: str, value: ast.AST | None) -> None:
-        self.assigns.setdefault(name, []).append((how, value))
+    def bind(
+        self, name: str, how: str, value: ast.AST | None, top: bool = False, line: int = 0
+    ) -> None:
+        line = line or getattr(value, "lineno", 0) or 0
+        self.assigns.setdefault(name, []).append((how, value, line, top))
 
 
 def _last(node: ast.AST) -> str:
@@ -417,8 +422,10 @@ class _Analyzer:
             part in ("migrations", "alembic", "versions")
             for part in path.replace("\\", "/").split("/")
         )
-        self._memo: dict[tuple[int, str], Val] = {}
-        self._busy: set[tuple[int, str]] = set()
+        self._memo: dict[tuple[int, str, tuple[int, int]], Val] = {}
+        self._busy: set[tuple[int, str, tuple[int, int]]] = set()
+        self._top_ids: set[int] = {id(stmt) for stmt in tree.body}
+        self._top = False  # is the statement being bound a direct child of its body?
 
     # -- collection --------------------------------------------------------------------------
 
@@ -492,6 +499,7 @@ class _Analyzer:
                 if default is not None:
                     self._walk(default, scope, loops, cls, in_finally)
             inner = _Scope(scope, node, cls)
+            self._top_ids.update(id(stmt) for stmt in node.body)
             args = node.args
             for a in (*args.posonlyargs, *args.args, *args.kwonlyargs):
                 inner.params[a.arg] = a.annotation
@@ -521,6 +529,7 @@ class _Analyzer:
         if isinstance(node, ast.Import | ast.ImportFrom):
             self._import(node)
             return
+        self._top = id(node) in self._top_ids
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 self._bind(target, node.value, scope, cls)
@@ -531,7 +540,7 @@ class _Analyzer:
                 scope.params.setdefault(node.target.id, node.annotation)
         elif isinstance(node, ast.AugAssign):
             if isinstance(node.target, ast.Name):
-                scope.bind(node.target.id, "aug", node)
+                scope.bind(node.target.id, "aug", node, self._top)
         elif isinstance(node, ast.NamedExpr):
             scope.bind(node.target.id, "=", node.value)
         elif isinstance(node, ast.For | ast.AsyncFor):
@@ -560,7 +569,7 @@ class _Analyzer:
                     self.closed.add(_last(expr))  # `with pool:` closes it
                     scope.closed.add(_last(expr))
                 if isinstance(item.optional_vars, ast.Name):
-                    scope.bind(item.optional_vars.id, "with", expr)
+                    scope.bind(item.optional_vars.id, "with", expr, self._top)
         elif isinstance(node, ast.comprehension):
             self._bind_loop(node.target, node.iter, scope)
         elif isinstance(node, _Comprehension):
@@ -626,7 +635,7 @@ class _Analyzer:
     def _bind(self, target: ast.AST, value: ast.expr, scope: _Scope, cls: _Class | None) -> None:
         if isinstance(target, ast.Name):
             bound = self.module if target.id in scope.globals else scope
-            bound.bind(target.id, "=", value)
+            bound.bind(target.id, "=", value, self._top)
         elif isinstance(target, ast.Attribute):
             if isinstance(value, ast.Name):
                 scope.escapes.add(value.id)  # stored on an object: owned elsewhere
@@ -644,7 +653,7 @@ class _Analyzer:
             else:
                 for t in target.elts:
                     for n in _names_in(t):
-                        scope.bind(n, "=", None)
+                        scope.bind(n, "=", None, line=t.lineno)
         elif isinstance(target, ast.Starred):
             self._bind(target.value, value, scope, cls)
 
@@ -681,7 +690,7 @@ class _Analyzer:
 
     # -- what things are ---------------------------------------------------------------------
 
-    def _lookup(self, name: str, scope: _Scope) -> tuple[_Scope, list[tuple[str, ast.AST | None]]]:
+    def _lookup(self, name: str, scope: _Scope) -> tuple[_Scope, list[_Binding]]:
         s: _Scope | None = scope
         while s is not None:
             if name in s.assigns or name in s.params:
@@ -721,7 +730,7 @@ class _Analyzer:
                 found = self._annotation_kind(s.params[node.id])
                 if found:
                     return found
-            for how, value in values:
+            for how, value, *_ in values:
                 if how in ("=", "with") and value is not None:
                     found = self.kind(value, s, depth + 1)
                     if found:
@@ -820,7 +829,7 @@ class _Analyzer:
         if isinstance(node, ast.Call):
             return self._call_value(node, scope, depth, line)
         if isinstance(node, ast.Name):
-            return self._name_value(node.id, scope, depth)
+            return self._name_value(node.id, scope, depth, getattr(node, "lineno", 0))
         if isinstance(node, ast.Attribute):
             if _constant_name(node.attr):
                 return _SAFE
@@ -836,7 +845,7 @@ class _Analyzer:
         if isinstance(node, ast.Subscript):
             if isinstance(node.value, ast.Name):
                 s, values = self._lookup(node.value.id, scope)
-                dicts = [v for how, v in values if how == "=" and isinstance(v, ast.Dict)]
+                dicts = [v for how, v, *_ in values if how == "=" and isinstance(v, ast.Dict)]
                 if dicts and len(dicts) == len(values):
                     return _worst(
                         self.value(v, s, depth + 1) for d in dicts for v in d.values
@@ -970,7 +979,7 @@ class _Analyzer:
             s, values = self._lookup(node.id, scope)
             return any(
                 how == "=" and v is not None and self._is_composable(v, s, depth + 1)
-                for how, v in values
+                for how, v, *_ in values
             )
         return False
 
@@ -1002,7 +1011,7 @@ class _Analyzer:
             if node.id in s.params or not values:
                 return _OPAQUE
             items: list[Val] = []
-            for how, bound in values:
+            for how, bound, *_ in values:
                 if bound is None or how == "with":
                     items.append(_OPAQUE)
                 elif how in ("=", "extend"):
@@ -1020,9 +1029,17 @@ class _Analyzer:
             return _SAFE  # ["%s"] * n: the count does not matter
         return self._elements(node.right, scope, 0)
 
-    def _name_value(self, name: str, scope: _Scope, depth: int) -> Val:
+    def _name_value(self, name: str, scope: _Scope, depth: int, at: int = 0) -> Val:
         s, values = self._lookup(name, scope)
-        key = (id(s), name)
+        # The assignments that reach line `at`: from the last unconditional one before it (a
+        # reused `q = ...` does not taint an earlier use); all of them if none comes before.
+        before = [i for i, b in enumerate(values) if 0 < b[2] < at]
+        span = (0, len(values))
+        if before:
+            start = next((i for i in reversed(before) if values[i][3]), before[0])
+            span = (start, before[-1] + 1)
+            values = values[span[0] : span[1]]
+        key = (id(s), name, span)
         if key in self._memo:
             return self._memo[key]
         if key in self._busy:
@@ -1040,7 +1057,7 @@ class _Analyzer:
         try:
             vals: list[Val] = []
             text: str | None = None
-            for how, v in values:
+            for how, v, *_ in values:
                 if v is None or how == "with":
                     got = _OPAQUE
                 elif how == "=":
@@ -1051,7 +1068,12 @@ class _Analyzer:
                         continue
                 elif how == "aug" and isinstance(v, ast.AugAssign):
                     got = self.value(
-                        ast.BinOp(ast.Name(name, ast.Load()), v.op, v.value, lineno=v.lineno),
+                        ast.BinOp(
+                            ast.Name(name, ast.Load(), lineno=v.lineno),
+                            v.op,
+                            v.value,
+                            lineno=v.lineno,
+                        ),
                         s,
                         depth + 1,
                     )
@@ -1217,6 +1239,8 @@ class _Analyzer:
 
     def _row_loop(self, site: _CallSite) -> bool:
         for loop in site.loops:
+            if isinstance(loop, ast.For) and isinstance(loop.iter, ast.Tuple | ast.List | ast.Set):
+                continue  # a few values written in the code, not rows of data
             if isinstance(loop, _Comprehension):
                 if not any(g.is_async for g in loop.generators):
                     return True
