@@ -91,3 +91,10 @@ def created_then_returned():
     pool = ConnectionPool(DSN, timeout=5, max_lifetime=3600, open=False)  # ok: returned
     pool.open(wait=True)
     return pool
+
+
+def by_name(names):
+    pools = {}
+    for name in names:
+        pools[name] = ConnectionPool(DSN, timeout=5, max_lifetime=3600)  # ok: closed from the dict
+    return pools

@@ -75,3 +75,7 @@ def host_from_environment():
 
 def ssl_context(ctx):
     return asyncpg.connect(host="db.example.com", ssl=ctx)  # ok: the caller's TLS context
+
+
+def cli(parser):
+    parser.add_argument("--url", help="postgresql://user:secret@db.example.com/app")  # ok: help

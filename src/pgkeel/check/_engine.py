@@ -10,6 +10,7 @@ or last line silences it.
 from __future__ import annotations
 
 import ast
+import multiprocessing
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -288,7 +289,12 @@ def check_paths(
     results: list[tuple[list[Finding], ModuleFacts, int]] = []
     if jobs > 1 and len(work) >= PARALLEL_MIN_FILES:
         chunks = [work[i : i + _CHUNK] for i in range(0, len(work), _CHUNK)]
-        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+        # forkserver: forking a process that has threads (an IDE, a test runner) can deadlock,
+        # and Python 3.12+ warns about it; the server forks workers from a clean process.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
+        workers = min(jobs, len(chunks))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             for part in pool.map(_check_chunk, chunks):
                 results.extend(part)
     else:

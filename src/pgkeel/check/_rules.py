@@ -1342,6 +1342,8 @@ class _Analyzer:
             return "returned", None
         if isinstance(parent, ast.Call | ast.keyword | ast.Starred):
             return "passed", None
+        if isinstance(parent, ast.Assign) and isinstance(parent.targets[0], ast.Subscript):
+            return "other", None  # pools[name] = ...: kept in a container, closed from there
         if isinstance(parent, ast.Assign | ast.AnnAssign | ast.NamedExpr):
             target = parent.targets[0] if isinstance(parent, ast.Assign) else parent.target
             return ("awaited-assigned" if awaited else "assigned"), target
@@ -1558,8 +1560,11 @@ class _Analyzer:
     def _check_dsn_literal(self, const: ast.Constant) -> None:
         text = const.value
         assert isinstance(text, str)
-        if "://" not in text or isinstance(self.parent.get(const), ast.Expr | ast.JoinedStr):
-            return
+        parent = self.parent.get(const)
+        if "://" not in text or isinstance(parent, ast.Expr | ast.JoinedStr):
+            return  # a docstring, a piece of an f-string
+        if isinstance(parent, ast.keyword) and parent.arg in ("help", "metavar", "description"):
+            return  # an example in a command line's help
         problems = self._settings_problems(_url_settings(text))
         if problems:
             self._report(const, "PGK007", "; ".join(problems))
