@@ -166,3 +166,37 @@ def lambda_handler(event, context):
 
 def connect_each(dsns):
     return [psycopg.connect(dsn) for dsn in dsns]  # ok: one connection per server
+
+
+def get_connection():
+    return psycopg2.connect(DSN)  # expect: PGK002
+
+
+@flask_app.route("/products")
+def products():
+    conn = get_connection()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT * FROM products")
+        return cur.fetchall()
+    finally:
+        conn.close()
+
+
+_shared = None
+
+
+def shared_connection():
+    global _shared
+    if _shared is None:
+        _shared = psycopg.connect(DSN)  # ok: opened once, cached
+    return _shared
+
+
+@app.get("/shared")
+def use_shared():
+    return shared_connection().execute("SELECT 1").fetchone()
+
+
+def open_for_script():
+    return psycopg.connect(DSN)  # ok: no request handler calls it

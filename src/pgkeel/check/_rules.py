@@ -426,6 +426,7 @@ class _Analyzer:
         self._busy: set[tuple[int, str, tuple[int, int]]] = set()
         self._top_ids: set[int] = {id(stmt) for stmt in tree.body}
         self._top = False  # is the statement being bound a direct child of its body?
+        self._callers: dict[str, str] | None = None  # helper name -> a handler calling it
 
     # -- collection --------------------------------------------------------------------------
 
@@ -1308,6 +1309,15 @@ class _Analyzer:
                 "from it",
             )
             return
+        caller = self._handler_calling(func, site) if func is not None else None
+        if func is not None and caller is not None:
+            self._report(
+                site.call,
+                "PGK002",
+                f"`{shown}` in {func.name}(), which request handler {caller}() calls: a "
+                "connection per request; open one pool at startup and borrow from it",
+            )
+            return
         used = _names_in(site.call)
         for loop in site.loops:
             if isinstance(loop, _Comprehension):
@@ -1327,6 +1337,29 @@ class _Analyzer:
                 "loop, or borrow from a pool",
             )
             return
+
+    def _handler_calling(
+        self, func: ast.FunctionDef | ast.AsyncFunctionDef, site: _CallSite
+    ) -> str | None:
+        """The request handler of this module that calls ``func`` (a module-level helper such as
+        ``get_db()``) when the helper opens a new connection on each call; None otherwise."""
+        if site.scope.parent is not self.module or site.scope.cls is not None:
+            return None
+        _how, target = self._binding(site.call)
+        if isinstance(target, ast.Name) and target.id in site.scope.globals:
+            return None  # a cached module-wide connection: opened once
+        if isinstance(target, ast.Attribute) and _last(target.value) != "g":
+            return None  # cached on an object (flask's `g` is per request: not a cache)
+        if self._callers is None:
+            self._callers = {}
+            for other in self.calls:
+                called = other.call.func
+                if not isinstance(called, ast.Name):
+                    continue
+                outer = self._enclosing_function(other.scope)
+                if outer is not None and self._is_handler(outer, other.scope):
+                    self._callers.setdefault(called.id, outer.name)
+        return self._callers.get(func.name)
 
     def _binding(self, call: ast.AST) -> tuple[str, ast.AST | None]:
         """How a call's result is kept: ('with'|'returned'|'passed'|'awaited'|'assigned'|...)."""
