@@ -353,3 +353,9 @@ def branch_assignments(cur, name, flag):
     else:
         q = "SELECT * FROM users"
     cur.execute(q)  # expect: PGK001
+
+
+def pandas_frame(conn, region):
+    import pandas as pd
+
+    return pd.read_sql(f"SELECT * FROM sales WHERE region = '{region}'", conn)  # expect: PGK001

@@ -141,6 +141,10 @@ QUERY_FUNCTIONS = {
     "pgkeel.stream": ("pgkeel", 1),
     "pgkeel.copy.copy_out": ("pgkeel", 1),
     "pgkeel.copy.stream": ("pgkeel", 1),
+    # the driver behind these is the caller's: SQL-looking text is required, as for an unknown
+    # receiver
+    "pandas.read_sql": ("", 0),
+    "pandas.read_sql_query": ("", 0),
 }
 QUERY_KEYWORDS = ("query", "sql", "statement", "operation")
 ROW_METHODS = frozenset(
@@ -1126,7 +1130,8 @@ class _Analyzer:
             lib, index = QUERY_FUNCTIONS[q]
             arg = _query_arg(call, index)
             if arg is not None:
-                self._check_query(site, arg, (lib, "conn"), q.rsplit(".", 1)[-1], q)
+                receiver = (lib, "conn") if lib else None
+                self._check_query(site, arg, receiver, q.rsplit(".", 1)[-1], q)
         if not isinstance(func, ast.Attribute):
             return
         method = func.attr
