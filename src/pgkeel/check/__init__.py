@@ -12,7 +12,7 @@ inventing one. ``import pgkeel`` does not import it.
 
 from pgkeel.check._config import Config, load_config
 from pgkeel.check._engine import Report, check_paths, check_source
-from pgkeel.check._rules import RULES, Finding, Rule
+from pgkeel.check._model import RULES, Finding, Rule
 
 __all__ = [
     "RULES",

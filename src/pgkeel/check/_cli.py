@@ -9,8 +9,8 @@ import click
 
 from pgkeel.check._config import find_pyproject, load_config
 from pgkeel.check._engine import check_paths
+from pgkeel.check._model import RULES
 from pgkeel.check._report import FORMATS, render
-from pgkeel.check._rules import RULES
 from pgkeel.errors import ConfigError
 
 __all__ = ["check"]

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pgkeel.check._rules import RULES
+from pgkeel.check._model import RULES
 from pgkeel.errors import ConfigError
 
 __all__ = ["Config", "find_pyproject", "load_config"]

@@ -20,7 +20,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from pgkeel.check._config import Config
-from pgkeel.check._rules import Finding, ModuleFacts, analyze
+from pgkeel.check._model import Finding, ModuleFacts
+from pgkeel.check._rules import analyze
 
 __all__ = ["SYNTAX_ERROR", "Report", "check_paths", "check_source", "iter_files"]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pgkeel.check._rules import RULES, Finding
+from pgkeel.check._model import RULES, Finding
 
 __all__ = ["FORMATS", "render"]
 
