@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pgkeel.check import RULES, check_source
+from pgkeel.check import RULES, _tstrings, check_source
 from pgkeel.check._engine import iter_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,9 @@ Key = tuple[str, str, str]  # (file, case, rule)
 
 def cases(path: Path) -> list[tuple[str, int, int]]:
     """(name, first line, last line) of each top-level def/class; the rest is '<module>'."""
-    tree = ast.parse(path.read_text())
+    text = path.read_text()
+    rewritten = _tstrings.rewrite(text)  # t-strings, on Pythons before 3.14
+    tree = ast.parse(rewritten[0] if rewritten else text)
     out = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):

@@ -28,6 +28,7 @@ class _Collector:
     def __init__(self, tree: ast.Module, path: str) -> None:
         self.tree = tree
         self.path = path
+        self.templates: frozenset[tuple[int, int]] = frozenset()  # t-strings read as f-strings
         self.aliases: dict[str, str] = {}
         self.families: set[str] = set()
         self.parent: dict[ast.AST, ast.AST] = {}

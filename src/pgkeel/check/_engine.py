@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
+from pgkeel.check import _tstrings
 from pgkeel.check._config import Config
 from pgkeel.check._model import Finding, ModuleFacts
 from pgkeel.check._rules import analyze
@@ -94,10 +95,16 @@ def _check_text(
     text: str, path: str, codes: frozenset[str]
 ) -> tuple[list[Finding], ModuleFacts, int]:
     lines = text.splitlines()
+    templates: frozenset[tuple[int, int]] = frozenset()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escape sequences in checked code
-            tree = ast.parse(text, filename=path)
+        try:
+            tree = _parse(text, path)
+        except SyntaxError:
+            rewritten = _tstrings.rewrite(text)
+            if rewritten is None:
+                raise
+            tree = _parse(rewritten[0], path)
+            templates = rewritten[1]
     except RecursionError:
         message = "expressions nested too deeply to parse (file not checked)"
         return [Finding(path, 1, 1, SYNTAX_ERROR, message)], ModuleFacts(), len(lines)
@@ -114,7 +121,7 @@ def _check_text(
     if not any(word in lowered for word in _TRIGGERS):
         return [], ModuleFacts(), len(lines)  # parsed (syntax errors count), nothing to find
     try:
-        found, facts = analyze(tree, path)
+        found, facts = analyze(tree, path, templates)
     except RecursionError:
         message = "expressions nested too deeply for the checker (file not checked)"
         return [Finding(path, 1, 1, SYNTAX_ERROR, message)], ModuleFacts(), len(lines)
@@ -129,6 +136,12 @@ def _check_text(
         out.append(f)
     facts.unclosed = [(name, f) for name, f in facts.unclosed if f in out]
     return out, facts, len(lines)
+
+
+def _parse(text: str, path: str) -> ast.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escape sequences in checked code
+        return ast.parse(text, filename=path)
 
 
 def check_source(text: str, path: str = "<string>", config: Config | None = None) -> list[Finding]:

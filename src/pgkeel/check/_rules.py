@@ -626,9 +626,13 @@ def _conninfo(text: str) -> dict[str, str]:
     return out
 
 
-def analyze(tree: ast.Module, path: str) -> tuple[list[Finding], ModuleFacts]:
-    """Run every rule over one parsed module."""
+def analyze(
+    tree: ast.Module, path: str, templates: frozenset[tuple[int, int]] = frozenset()
+) -> tuple[list[Finding], ModuleFacts]:
+    """Run every rule over one parsed module; ``templates``: (line, col) of f-strings that were
+    t-strings in the source (see ``_tstrings``)."""
     analyzer = _Analyzer(tree, path)
+    analyzer.templates = templates
     analyzer.run()
     analyzer.facts.closed = analyzer.closed
     return analyzer.findings, analyzer.facts

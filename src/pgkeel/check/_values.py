@@ -124,6 +124,8 @@ class _Values(_Collector):
             if isinstance(node.value, str):
                 return Val(SAFE, node.value)
             return Val(SAFE, str(node.value)) if isinstance(node.value, int | float) else _SAFE
+        if isinstance(node, ast.JoinedStr) and (node.lineno, node.col_offset) in self.templates:
+            return Val(SAFE, _template_text(node))  # t"...": psycopg makes its fields parameters
         if isinstance(node, ast.JoinedStr):
             texts: list[str] = []
             parts: list[Val] = []
@@ -446,3 +448,7 @@ class _Values(_Collector):
             self._busy.discard(key)
         self._memo[key] = result
         return result
+
+
+def _template_text(node: ast.JoinedStr) -> str:
+    return "".join(str(p.value) if isinstance(p, ast.Constant) else HOLE for p in node.values)
