@@ -285,3 +285,14 @@ def test_readme_lists_every_rule_and_its_tour_is_clean() -> None:
     assert all(f"| {code} |" in section for code in RULES)
     tour = readme.split("## A tour", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     assert check_source(tour, "README.md") == []
+
+
+def test_cli_many_files_in_worker_processes(tmp_path: Path) -> None:
+    """Enough files for worker processes: `python -m pgkeel check` reports each once."""
+    for i in range(70):
+        (tmp_path / f"m{i}.py").write_text(BAD)
+    out = _pgkeel("--jobs", "2", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "Found 70 problems in 70 files."
+    assert len(lines) == 71
