@@ -359,3 +359,23 @@ def pandas_frame(conn, region):
     import pandas as pd
 
     return pd.read_sql(f"SELECT * FROM sales WHERE region = '{region}'", conn)  # expect: PGK001
+
+
+ALLOWED_TABLES = {"orders", "customers"}
+
+
+def allow_list_guard(cur, table):
+    if table not in ALLOWED_TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    cur.execute(f"SELECT count(*) FROM {table}")  # ok: checked against an allow-list
+
+
+def allow_list_assert(cur, column):
+    assert column in ("name", "email")
+    cur.execute(f"SELECT {column} FROM users")  # ok: checked against an allow-list
+
+
+def check_without_exit(cur, table):
+    if table not in ALLOWED_TABLES:
+        log.warning("unexpected table %s", table)
+    cur.execute(f"SELECT count(*) FROM {table}")  # expect: PGK001

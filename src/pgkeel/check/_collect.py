@@ -19,6 +19,7 @@ from pgkeel.check._scope import (
     _names_in,
     _Scope,
     _value_names,
+    allow_listed,
 )
 
 
@@ -197,6 +198,8 @@ class _Collector:
             return
         elif isinstance(node, ast.Global | ast.Nonlocal):
             scope.globals.update(node.names)
+        elif isinstance(node, ast.If | ast.Assert) and (checked := allow_listed(node)):
+            scope.checked.add(checked)
         elif isinstance(node, ast.Return | ast.Yield | ast.YieldFrom):
             if node.value is not None:
                 scope.escapes.update(_value_names(node.value))

@@ -112,6 +112,7 @@ class _Scope:
     __slots__ = (
         "appends",
         "assigns",
+        "checked",
         "closed",
         "cls",
         "escapes",
@@ -139,6 +140,7 @@ class _Scope:
         self.closed: set[str] = set()  # names closed here (x.close(), `with x:`)
         self.finally_methods: set[str] = set()  # methods called in a `finally:`
         self.globals: set[str] = set()
+        self.checked: set[str] = set()  # names checked against an allow-list (guard clauses)
 
     def bind(
         self, name: str, how: str, value: ast.AST | None, top: bool = False, line: int = 0
@@ -255,4 +257,29 @@ def _query_arg(call: ast.Call, index: int) -> ast.expr | None:
     for k in call.keywords:
         if k.arg in QUERY_KEYWORDS:
             return k.value
+    return None
+
+
+def allow_listed(node: ast.AST) -> str | None:
+    """The name a guard clause checks against an allow-list: ``if x not in ALLOWED: raise ...``
+    (or ``return``), ``assert x in ALLOWED``; None for any other statement."""
+    wanted: type[ast.cmpop]
+    if isinstance(node, ast.Assert):
+        test, wanted = node.test, ast.In
+    elif (
+        isinstance(node, ast.If)
+        and node.body
+        and isinstance(node.body[-1], ast.Raise | ast.Return)
+        and not node.orelse
+    ):
+        test, wanted = node.test, ast.NotIn
+    else:
+        return None
+    if (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], wanted)
+    ):
+        return test.left.id
     return None

@@ -397,6 +397,8 @@ class _Values(_Collector):
             return self._memo[key]
         if key in self._busy:
             return _SAFE  # q = q + "..." : the loop adds nothing new
+        if name in s.checked:
+            return _SAFE  # `if table not in ALLOWED: raise`: one of the allowed values
         if name in s.params and not values:
             ann = s.params[name]
             if isinstance(ann, ast.Name) and ann.id in NUMERIC_TYPES:
