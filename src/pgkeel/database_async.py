@@ -2,7 +2,7 @@
 methods, transactions with retry, ``stats()`` and ``health()``.
 
 The sync face is generated from the asyncio one by ``tools/async_to_sync.py``; what they share
-without I/O is in ``_database_base.py``.
+without I/O is in ``_database_base.py``, the pool's policy in :mod:`pgkeel.pool`.
 """
 
 from __future__ import annotations
@@ -26,19 +26,19 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from pgkeel import types
 from pgkeel._compat import waiting
 from pgkeel._database_base import (
-    RETRYABLE,
-    SIZE_QUERY,
     DatabaseBase,
-    LastError,
-    SessionBaseline,
-    backoff,
-    needs_check,
+    first_line,
     not_open_message,
     scrub_error,
 )
+from pgkeel._transaction_base import RETRYABLE, backoff
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, Config, SessionSettings
 from pgkeel.copy_async import AsyncBulkMethods
 from pgkeel.errors import ConfigError
+from pgkeel.pool._counters import LastError
+from pgkeel.pool._liveness import needs_check
+from pgkeel.pool._reset import SessionBaseline
+from pgkeel.pool._sizing import SIZE_QUERY
 from pgkeel.query_async import AsyncQueryMethods
 from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
 
@@ -513,7 +513,7 @@ async def _first_connection(
     except psycopg.OperationalError as exc:
         if not session.startup_refused(exc):
             raise
-        session.use_set(f"the server refused the startup packet's options ({_first_line(exc)})")
+        session.use_set(f"the server refused the startup packet's options ({first_line(exc)})")
         return await cls.connect(session.conninfo(), **kwargs)
     try:
         cur = await conn.cursor(row_factory=tuple_row).execute(
@@ -539,11 +539,6 @@ async def _conninfo(
             return session.conninfo()
         await conn.close()
     return session.conninfo()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def _shutdown(
