@@ -16,8 +16,8 @@ checked.
 Checked: the query argument (``query``, ``query_or_table``) of ``execute``, ``execute_many``,
 ``fetch_one``, ``fetch_all``, ``fetch_val``, ``stream`` and ``copy_out`` on ``Database``,
 ``AsyncDatabase``, their transactions, ``pipeline()``'s object and any subclass of those; and of
-the functions ``copy_out``, ``stream`` and ``stream_batches`` of ``pgkeel.copy`` and
-``pgkeel.copy_async``. Enable it with ``plugins = ["pgkeel.mypy_plugin"]``.
+the functions ``copy_out``, ``stream`` and ``stream_batches`` of ``pgkeel.bulk.copy`` and
+``pgkeel.bulk.copy_async``. Enable it with ``plugins = ["pgkeel.mypy_plugin"]``.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ _METHODS = frozenset(
 _CLASSES = (
     "pgkeel.query.QueryMethods",
     "pgkeel.query_async.AsyncQueryMethods",
-    "pgkeel.copy.BulkMethods",
-    "pgkeel.copy_async.AsyncBulkMethods",
-    "pgkeel.copy.Pipeline",
-    "pgkeel.copy_async.AsyncPipeline",
+    "pgkeel.bulk.copy.BulkMethods",
+    "pgkeel.bulk.copy_async.AsyncBulkMethods",
+    "pgkeel.bulk.copy.Pipeline",
+    "pgkeel.bulk.copy_async.AsyncPipeline",
 )
 _FUNCTIONS = frozenset(
-    f"pgkeel.{module}.{name}"
+    f"pgkeel.bulk.{module}.{name}"
     for module in ("copy", "copy_async")
     for name in ("copy_out", "stream", "stream_batches")
 )

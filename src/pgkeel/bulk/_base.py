@@ -1,9 +1,10 @@
 """The I/O-free half of pgkeel's bulk and streaming operations.
 
-Everything here is shared by the sync (:mod:`pgkeel.copy`) and async (:mod:`pgkeel.copy_async`)
-faces: checking and quoting names, reading a table's column types from the catalog (the query and
-the interpretation of its answer, not the round trip), choosing the COPY format, shaping Python
-rows into the tuples COPY wants, and composing the statements. Nothing here talks to the server.
+Everything here is shared by the sync (:mod:`pgkeel.bulk.copy`) and async
+(:mod:`pgkeel.bulk.copy_async`) faces: checking and quoting names, reading a table's column types
+from the catalog (the query and the interpretation of its answer, not the round trip), choosing
+the COPY format, shaping Python rows into the tuples COPY wants, and composing the statements.
+Nothing here talks to the server.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.adapt import AdaptersMap
 
-from pgkeel._bulk_dumpers import describe_refusal, register_strict_dumpers, strict_dumper
+from pgkeel.bulk._dumpers import describe_refusal, register_strict_dumpers, strict_dumper
 from pgkeel.config import Config, duration
 from pgkeel.errors import (
     BadValueError,
@@ -228,7 +229,7 @@ def speed_up_dumpers(
 ) -> None:
     """Register the COPY's binary dumpers on ``adapters`` (a cursor's): strict and fast ones.
 
-    The strict dumpers (:mod:`pgkeel._bulk_dumpers`) store each value exactly as an INSERT
+    The strict dumpers (:mod:`pgkeel.bulk._dumpers`) store each value exactly as an INSERT
     would, or refuse it. psycopg dumps a list with a general, Python-level array dumper (any
     depth, any element type, NULLs); a flat list of str for a ``text[]`` column, by far the
     common case, is packed here in one pass. ``timestamptz`` keeps psycopg's dumper (in C),
