@@ -12,7 +12,8 @@ from pathlib import Path
 FLAGGED = """
 from typing import Final, LiteralString
 import pgkeel
-from pgkeel.bulk.copy import copy_out, stream, stream_batches
+from pgkeel.bulk.copy import copy_out
+from pgkeel.bulk.stream import stream, stream_batches
 from pgkeel.bulk import copy_async
 
 BY_ID: Final = "SELECT * FROM t WHERE id = %s"

@@ -37,7 +37,7 @@ from pgkeel._database_base import (
     not_open_message,
     scrub_error,
 )
-from pgkeel.bulk.copy import BulkMethods
+from pgkeel.bulk._methods import BulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, Config, SessionSettings
 from pgkeel.errors import ConfigError
 from pgkeel.query import QueryMethods

@@ -36,7 +36,7 @@ from pgkeel._database_base import (
     not_open_message,
     scrub_error,
 )
-from pgkeel.bulk.copy_async import AsyncBulkMethods
+from pgkeel.bulk._methods_async import AsyncBulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, Config, SessionSettings
 from pgkeel.errors import ConfigError
 from pgkeel.query_async import AsyncQueryMethods

@@ -1,18 +1,26 @@
 """Bulk and streaming work: binary COPY in, CSV files in and out, upsert, row streams, pipelines.
 
-Each operation is a function over a plain psycopg connection (the caller owns the transaction)
-in :mod:`pgkeel.bulk.copy`, with its hand-written asyncio twin in :mod:`pgkeel.bulk.copy_async`
-(``tools/async_to_sync.py`` generates the sync module from it), and a method of
-:class:`pgkeel.Database`, :class:`pgkeel.AsyncDatabase` and their transactions through the
-:class:`BulkMethods` / :class:`AsyncBulkMethods` mixins, where each call is one transaction (or a
-savepoint inside the caller's). Values are stored exactly as an ``INSERT`` would store them, or
-refused with :class:`pgkeel.errors.BadValueError` before anything is written.
+Each operation is a function over a plain psycopg connection (the caller owns the transaction),
+one module per operation, each with its hand-written asyncio twin from which
+``tools/async_to_sync.py`` generates it: :mod:`~pgkeel.bulk.copy` (``copy_in``, ``copy_in_csv``,
+``copy_out``), :mod:`~pgkeel.bulk.upsert` (``upsert``), :mod:`~pgkeel.bulk.stream` (``stream``,
+``stream_batches``, :class:`RowStream`) and :mod:`~pgkeel.bulk.pipeline` (:class:`Pipeline`).
+:class:`pgkeel.Database`, :class:`pgkeel.AsyncDatabase` and their transactions have them as
+methods through the :class:`BulkMethods` / :class:`AsyncBulkMethods` mixins, where each call is
+one transaction (or a savepoint inside the caller's). Values are stored exactly as an ``INSERT``
+would store them, or refused with :class:`pgkeel.errors.BadValueError` before anything is
+written. Private modules: ``_base`` (names, column types, statements, time limits) and
+``_dumpers`` (the strict dumpers).
 """
 
 from __future__ import annotations
 
-from pgkeel.bulk.copy import BulkMethods, Pipeline, RowStream
-from pgkeel.bulk.copy_async import AsyncBulkMethods, AsyncPipeline, AsyncRowStream
+from pgkeel.bulk._methods import BulkMethods
+from pgkeel.bulk._methods_async import AsyncBulkMethods
+from pgkeel.bulk.pipeline import Pipeline
+from pgkeel.bulk.pipeline_async import AsyncPipeline
+from pgkeel.bulk.stream import RowStream
+from pgkeel.bulk.stream_async import AsyncRowStream
 
 __all__ = [
     "AsyncBulkMethods",
