@@ -9,7 +9,8 @@ one module per operation, each with its hand-written asyncio twin from which
 methods through the :class:`BulkMethods` / :class:`AsyncBulkMethods` mixins, where each call is
 one transaction (or a savepoint inside the caller's). Values are stored exactly as an ``INSERT``
 would store them, or refused with :class:`pgkeel.errors.BadValueError` before anything is
-written. Private modules: ``_base`` (names, column types, statements, time limits) and
+written. Private modules: ``_base`` (statements, upsert plan, time limits), ``_catalog`` (names
+and column types), ``_values`` (the COPY's dumpers; naming a refused value's row and column) and
 ``_dumpers`` (the strict dumpers).
 """
 

@@ -1,10 +1,11 @@
-"""The I/O-free half of pgkeel's bulk and streaming operations.
+"""The I/O-free half of pgkeel's bulk and streaming operations: statements, plans, limits.
 
-Everything here is shared by the sync (:mod:`pgkeel.bulk.copy`) and async
-(:mod:`pgkeel.bulk.copy_async`) faces: checking and quoting names, reading a table's column types
-from the catalog (the query and the interpretation of its answer, not the round trip), choosing
-the COPY format, shaping Python rows into the tuples COPY wants, and composing the statements.
-Nothing here talks to the server.
+Shared by the sync and async faces of :mod:`pgkeel.bulk`: the type aliases of their signatures,
+the COPY statements (in, CSV in, out) and the CSV header, the upsert plan, staging table and merge
+statement, the COPY that streams a query, the time limits a bulk call sets for its own
+transaction, and the batching of a row iterator. Table names and column types are in
+:mod:`pgkeel.bulk._catalog`, the values a COPY refuses in :mod:`pgkeel.bulk._values`. Nothing
+here talks to the server.
 """
 
 from __future__ import annotations
@@ -12,31 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-import struct
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
-from operator import itemgetter
 from typing import Any, Literal, LiteralString, TypeAlias
 
-import psycopg
-from psycopg import pq, sql
-from psycopg.adapt import AdaptersMap
+from psycopg import sql
 
-from pgkeel.bulk._dumpers import describe_refusal, register_strict_dumpers, strict_dumper
+from pgkeel.bulk._catalog import TableInfo, table_identifier
 from pgkeel.config import Config, duration
-from pgkeel.errors import (
-    BadValueError,
-    ColumnNotFoundError,
-    DuplicateKeyError,
-    IdentifierError,
-    RowError,
-    StreamIdleTimeoutError,
-    TableNotFoundError,
-)
-
-Table: TypeAlias = "str | tuple[str, str]"
-"""A table name: one identifier (never split on dots), or a ``(schema, name)`` pair."""
+from pgkeel.errors import DuplicateKeyError, RowError, StreamIdleTimeoutError
 
 Progress: TypeAlias = Callable[[int], object]
 """A callback given the number of rows done so far."""
@@ -44,8 +29,6 @@ Progress: TypeAlias = Callable[[int], object]
 CopyFormat: TypeAlias = Literal["csv", "text", "binary"]
 OnDuplicate: TypeAlias = Literal["error", "last"]
 
-# PostgreSQL truncates longer names silently (NAMEDATALEN - 1), so two long names could collide.
-MAX_IDENTIFIER_BYTES = 63
 # Rows handed to the writer between two progress reports; also the size of the slices the
 # row iterator is read in, which bounds memory whatever the iterator yields.
 BATCH_ROWS = 10_000
@@ -53,349 +36,6 @@ CSV_CHUNK_BYTES = 1 << 20
 # Rows a COPY stream hands over at a time (at most batch_size): the round trips do not depend on
 # it, and rows used while still in the CPU cache stream ~1.6x faster than 10,000-row lists.
 COPY_STREAM_ROWS = 200
-
-_TEXT_OID = 25
-_BINARY = pq.Format.BINARY
-
-
-def check_identifier(name: str, what: str = "name") -> str:
-    """Return ``name`` if PostgreSQL would keep it as it is, else raise :class:`IdentifierError`."""
-    if not isinstance(name, str):
-        raise IdentifierError(f"{what} must be a str, got {type(name).__name__}")
-    if not name:
-        raise IdentifierError(f"{what} is empty")
-    if "\x00" in name:
-        raise IdentifierError(f"{what} {name!r} contains a NUL character")
-    size = len(name.encode())
-    if size > MAX_IDENTIFIER_BYTES:
-        raise IdentifierError(
-            f"{what} {name!r} is {size} bytes long; PostgreSQL would silently truncate it to"
-            f" {MAX_IDENTIFIER_BYTES} bytes: use a shorter name"
-        )
-    return name
-
-
-def table_identifier(table: Table) -> sql.Identifier:
-    """Quote a table name (``"name"`` or ``("schema", "name")``) after checking its parts."""
-    if isinstance(table, tuple):
-        if len(table) != 2:
-            raise IdentifierError(
-                f"a qualified table name is a (schema, name) pair, got {len(table)} parts"
-            )
-        return sql.Identifier(
-            check_identifier(table[0], "schema name"), check_identifier(table[1], "table name")
-        )
-    return sql.Identifier(check_identifier(table, "table name"))
-
-
-def table_label(table: Table) -> str:
-    """The table as a human reads it in an error message."""
-    return ".".join(table) if isinstance(table, tuple) else table
-
-
-# One round trip gives the table's oid (NULL if it does not exist) and its live columns. Domains
-# are resolved to their base type here: binary COPY sends the base type's representation. The
-# declared type (a domain, varchar(3)...) is kept for error messages.
-CATALOG_QUERY = sql.SQL(
-    """\
-WITH RECURSIVE rel AS (SELECT to_regclass(%s) AS oid),
-col AS (
-    SELECT a.attnum, a.attname, a.attgenerated, a.atttypid AS typid, 0 AS depth,
-        format_type(a.atttypid, a.atttypmod) AS declared
-    FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid
-    WHERE a.attnum > 0 AND NOT a.attisdropped
-  UNION ALL
-    SELECT col.attnum, col.attname, col.attgenerated, t.typbasetype, col.depth + 1, col.declared
-    FROM col JOIN pg_type t ON t.oid = col.typid
-    WHERE t.typtype = 'd'
-)
-SELECT rel.oid::int8, c.attname, c.attgenerated <> '', c.typid::int8, t.typtype,
-    t.typname, t.typelem::int8, c.declared
-FROM rel
-LEFT JOIN LATERAL (
-    SELECT DISTINCT ON (attnum) * FROM col ORDER BY attnum, depth DESC
-) c ON true
-LEFT JOIN pg_type t ON t.oid = c.typid
-ORDER BY c.attnum"""
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    name: str
-    oid: int  # the oid binary COPY must be given (a domain's base type, text for an enum)
-    type_name: str
-    generated: bool
-    declared: str = ""  # the column's SQL type as declared (a domain, varchar(3)...)
-
-
-@dataclass(frozen=True, slots=True)
-class TableInfo:
-    """What the catalog says about a table: enough to COPY into it in binary without guessing."""
-
-    identifier: sql.Identifier
-    label: str
-    columns: tuple[Column, ...]
-
-    def column_map(self) -> dict[str, Column]:
-        return {c.name: c for c in self.columns}
-
-    def writable(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns if not c.generated)
-
-
-def parse_catalog(
-    table: Table, identifier: sql.Identifier, records: Sequence[Sequence[Any]]
-) -> TableInfo:
-    """Turn :data:`CATALOG_QUERY`'s records into a :class:`TableInfo`, or raise if no table."""
-    label = table_label(table)
-    if not records or records[0][0] is None:
-        hint = ""
-        if isinstance(table, str) and "." in table:
-            schema, _, name = table.partition(".")
-            hint = f"; for table {name!r} in schema {schema!r} pass ({schema!r}, {name!r})"
-        raise TableNotFoundError(
-            f"table {label!r} does not exist (or is not on the search_path){hint}: create it,"
-            " or pass the schema as (schema, name)"
-        )
-    columns = []
-    for _, name, generated, oid, typtype, typname, _typelem, declared in records:
-        if name is None:
-            continue
-        # An enum's binary form is its label's text, and COPY sends no type oid per field.
-        send_oid = _TEXT_OID if typtype == "e" else oid
-        columns.append(Column(name, send_oid, typname, bool(generated), declared or typname))
-    return TableInfo(identifier, label, tuple(columns))
-
-
-def select_columns(
-    info: TableInfo, columns: Sequence[str] | None, first: object
-) -> tuple[str, ...]:
-    """The columns a COPY will fill, checked against the catalog before any data is sent.
-
-    With ``columns=None`` a dict row names its own columns (its keys, in order); a tuple row fills
-    every column that is not generated, in table order.
-    """
-    if columns is None:
-        columns = tuple(first.keys()) if isinstance(first, Mapping) else info.writable()
-        if not columns:
-            raise RowError(f"no columns to copy into table {info.label!r}")
-    elif isinstance(columns, str):
-        raise TypeError("columns must be a sequence of names, not a str")
-    cols = tuple(check_identifier(c, "column name") for c in columns)
-    known = info.column_map()
-    unknown = [c for c in cols if c not in known]
-    if unknown:
-        raise ColumnNotFoundError(
-            f"table {info.label!r} has no column {', '.join(map(repr, unknown))};"
-            f" its columns are {', '.join(map(repr, known))}: fix the dict keys or columns="
-        )
-    generated = [c for c in cols if known[c].generated]
-    if generated:
-        raise RowError(
-            f"column {', '.join(map(repr, generated))} of table {info.label!r} is generated"
-            " and cannot be written: leave it out"
-        )
-    if len(set(cols)) != len(cols):
-        raise RowError(f"a column is named twice in {list(cols)!r}")
-    return cols
-
-
-def column_oids(info: TableInfo, cols: Sequence[str], adapters: AdaptersMap) -> list[int] | None:
-    """The oids to give ``Copy.set_types()`` for a binary COPY, or None if one cannot be dumped.
-
-    A type psycopg has no binary dumper for (an array of enums, a type from an extension that was
-    not registered) makes the whole COPY fall back to the text format, where the server parses
-    each value and no oid is needed.
-    """
-    known = info.column_map()
-    oids = [known[c].oid for c in cols]
-    for oid in oids:
-        try:
-            adapters.get_dumper_by_oid(oid, _BINARY)
-        except Exception:  # psycopg raises ProgrammingError, or KeyError for a bad format
-            return None
-    return oids
-
-
-_TEXT_ARRAY_OID = 1009
-_ARRAY_HEAD = struct.Struct("!iiIii")  # ndim, has nulls, element oid, length, lower bound
-_EMPTY_TEXT_ARRAY = struct.pack("!iiI", 0, 0, _TEXT_OID)  # what psycopg sends for []
-_ITEM_LEN = struct.Struct("!i")
-
-
-def speed_up_dumpers(
-    adapters: AdaptersMap, oids: Sequence[int], encoding: str, batch_checked: Collection[int] = ()
-) -> None:
-    """Register the COPY's binary dumpers on ``adapters`` (a cursor's): strict and fast ones.
-
-    The strict dumpers (:mod:`pgkeel.bulk._dumpers`) store each value exactly as an INSERT
-    would, or refuse it. psycopg dumps a list with a general, Python-level array dumper (any
-    depth, any element type, NULLs); a flat list of str for a ``text[]`` column, by far the
-    common case, is packed here in one pass. ``timestamptz`` keeps psycopg's dumper (in C),
-    which refuses a naive datetime with a TypeError the COPY turns into a BadValueError.
-    Anything else goes to psycopg's dumper, unchanged.
-    """
-    register_strict_dumpers(adapters, batch_checked)
-    if _TEXT_ARRAY_OID in oids and encoding in ("utf-8", "utf8"):
-        adapters.register_dumper(None, _flat_text_array_dumper(adapters))
-
-
-def _flat_text_array_dumper(adapters: AdaptersMap) -> type[Any]:
-    general: Any = adapters.get_dumper_by_oid(_TEXT_ARRAY_OID, _BINARY)
-
-    class FlatTextArrayBinaryDumper(general):  # type: ignore[misc]
-        def dump(self, obj: Any, pack: Any = _ITEM_LEN.pack, head: Any = _ARRAY_HEAD.pack) -> Any:
-            if not obj:
-                return _EMPTY_TEXT_ARRAY if type(obj) is list else super().dump(obj)
-            # A list joined once is ~2x faster than growing a bytearray item by item.
-            out = [head(1, 0, _TEXT_OID, len(obj), 1)]
-            try:
-                for item in obj:
-                    data = item.encode()
-                    out.append(pack(len(data)))
-                    out.append(data)
-            except AttributeError:  # None, a nested list, a non-str element
-                return super().dump(obj)
-            return b"".join(out)
-
-    return FlatTextArrayBinaryDumper
-
-
-# --- values refused -------------------------------------------------------------------------
-
-
-def _value_error(
-    info: TableInfo,
-    what: str,
-    row: int,
-    column: str,
-    value_type: str | None,
-    reason: str,
-) -> BadValueError:
-    col = info.column_map().get(column)
-    declared = col.declared if col is not None else "?"
-    vt = f"a value of type {value_type}" if value_type else "the value"
-    return BadValueError(
-        f"{what}: row {row}, column {column!r} ({declared}): {vt} was refused: {reason};"
-        f" nothing was written to {info.label!r}",
-        row=row,
-        column=column,
-        column_type=declared,
-        value_type=value_type,
-    )
-
-
-def locate_bad_value(
-    info: TableInfo,
-    what: str,
-    cols: Sequence[str],
-    oids: Sequence[int],
-    adapters: AdaptersMap,
-    context: Any,
-    batch: Sequence[Any],
-    getter: Callable[[Any], Sequence[Any]] | None,
-    start: int,
-) -> BadValueError | None:
-    """After a dumper raised while formatting ``batch``, find the first value it refuses.
-
-    Each value is dumped again, alone, by its column's dumper; the first that raises names the
-    row (``start`` rows came before the batch) and the column. None if none raises again.
-    """
-    dumpers = [
-        (strict_dumper(oid, adapters) or adapters.get_dumper_by_oid(oid, _BINARY))(
-            type(None), context
-        )
-        for oid in oids
-    ]
-    for i, raw in enumerate(batch):
-        record = raw if getter is None else getter(raw)
-        for col, oid, dumper, value in zip(cols, oids, dumpers, record, strict=False):
-            if value is None:
-                continue
-            try:
-                dumper.dump(value)
-            except Exception as exc:
-                reason = describe_refusal(oid, value, exc)
-                return _value_error(info, what, start + i + 1, col, type(value).__name__, reason)
-    return None
-
-
-def note_server_refusal(
-    exc: psycopg.Error,
-    info: TableInfo,
-    what: str,
-    cols: Sequence[str],
-    batch: Sequence[Any],
-    getter: Callable[[Any], Sequence[Any]] | None,
-    start: int,
-) -> None:
-    """Add to a server error raised by a COPY a note naming the row, the column and the types.
-
-    The server refuses what only it can check (numeric precision, varchar(n), a domain's CHECK,
-    an enum label) exactly as an INSERT would; its error context says ``line N, column c``,
-    where line N is the Nth row sent. The value's Python type is known while its row is still
-    in the current batch.
-    """
-    # The context's last line is the COPY's ("COPY t, line 3, column c: ..."); lines above it
-    # come from the type's input function ("JSON data, line 1: ...").
-    lines = [ln for ln in (exc.diag.context or "").splitlines() if ln.startswith("COPY ")]
-    context = lines[-1] if lines else ""
-    marker = ", line "
-    at = context.find(marker)
-    if at < 0:
-        return
-    number, _, rest = context[at + len(marker) :].partition(",")
-    if not number.strip().isdigit():
-        return
-    row = int(number)
-    rest = rest.strip()
-    column = None
-    if rest.startswith("column "):
-        named = rest[len("column ") :]
-        matches = [c for c in cols if named == c or named.startswith(c + ":")]
-        column = max(matches, key=len) if matches else None
-    if column is None:
-        exc.add_note(f"{what}: the server refused row {row} of the rows given")
-        return
-    value_type = None
-    if start < row <= start + len(batch):
-        raw = batch[row - start - 1]
-        record = raw if getter is None else getter(raw)
-        value_type = type(record[list(cols).index(column)]).__name__
-    error = _value_error(info, what, row, column, value_type, exc.diag.message_primary or "")
-    exc.add_note(str(error))
-
-
-def row_getter(first: object, cols: Sequence[str]) -> Callable[[Any], Sequence[Any]] | None:
-    """A function turning one row into the tuple COPY writes, or None if rows are already tuples.
-
-    Dict rows go through :func:`operator.itemgetter`, a single C call per row.
-    """
-    if not isinstance(first, Mapping):
-        return None
-    if len(cols) == 1:
-        (col,) = cols
-        return lambda row: (row[col],)
-    return itemgetter(*cols)
-
-
-def missing_key_error(exc: KeyError, row: object, cols: Sequence[str], number: int) -> RowError:
-    key = exc.args[0] if exc.args else None
-    return RowError(
-        f"row {number} has no value for column {key!r}; every dict row needs the keys"
-        f" {list(cols)!r} (pass columns= to choose them)"
-    )
-
-
-def is_missing_key(exc: KeyError, row: object, cols: Sequence[str]) -> bool:
-    """Whether ``exc`` came from looking up a column in a dict row (not from the user's code)."""
-    return (
-        isinstance(row, Mapping)
-        and bool(exc.args)
-        and exc.args[0] in cols
-        and exc.args[0] not in row
-    )
 
 
 def copy_in_statement(info: TableInfo, cols: Sequence[str], binary: bool) -> sql.Composed:

@@ -18,7 +18,8 @@ from psycopg.rows import tuple_row
 
 from pgkeel._query_base import Query
 from pgkeel.bulk import _base as base
-from pgkeel.bulk._base import CopyFormat, OnDuplicate, Progress, Table
+from pgkeel.bulk._base import CopyFormat, OnDuplicate, Progress
+from pgkeel.bulk._catalog import Table
 from pgkeel.bulk.copy_async import copy_in, copy_in_csv, copy_out
 from pgkeel.bulk.pipeline_async import AsyncPipeline
 from pgkeel.bulk.stream_async import AsyncRowStream, stream_batches

@@ -6,10 +6,10 @@ The functions here take a plain :class:`psycopg.Connection` and run on it as it 
 caller owns the transaction); :class:`pgkeel.bulk.BulkMethods` gives them to
 :class:`pgkeel.Database` and its transactions as methods, each call one transaction (or a
 savepoint inside the caller's). The sync face is generated from the asyncio one by
-``tools/async_to_sync.py``; the logic without I/O they share is in :mod:`pgkeel.bulk._base`. On
-the asyncio face local files are opened, read and written in a worker thread
-(``asyncio.to_thread``), ~1 MiB per call, so the event loop never waits on the disk. The column
-types (:func:`table_info`) and the binary COPY of rows (``_copy_into``) serve
+``tools/async_to_sync.py``; the logic without I/O they share is in :mod:`pgkeel.bulk._base`,
+``_catalog`` and ``_values``. On the asyncio face local files are opened, read and written in a
+worker thread (``asyncio.to_thread``), ~1 MiB per call, so the event loop never waits on the
+disk. The column types (:func:`table_info`) and the binary COPY of rows (``_copy_into``) serve
 :mod:`pgkeel.bulk.upsert` too.
 """
 
@@ -27,7 +27,10 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from pgkeel.bulk import _base as base
-from pgkeel.bulk._base import CopyFormat, Progress, Table, TableInfo
+from pgkeel.bulk import _catalog as catalog
+from pgkeel.bulk import _values as values
+from pgkeel.bulk._base import CopyFormat, Progress
+from pgkeel.bulk._catalog import Table, TableInfo
 from pgkeel.bulk._dumpers import batch_checks, column_ok
 from pgkeel.errors import BadValueError
 
@@ -46,11 +49,11 @@ def forget_tables(conn: psycopg.Connection[Any] | None = None) -> None:
 
 def table_info(conn: psycopg.Connection[Any], table: Table) -> TableInfo:
     """The table's columns and their types, from the catalog (one round trip, every call)."""
-    ident = base.table_identifier(table)
+    ident = catalog.table_identifier(table)
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(base.CATALOG_QUERY, (ident.as_string(conn),))
+        cur.execute(catalog.CATALOG_QUERY, (ident.as_string(conn),))
         records = cur.fetchall()
-    return base.parse_catalog(table, ident, records)
+    return catalog.parse_catalog(table, ident, records)
 
 
 def _first(rows: Iterable[Any]) -> tuple[Any, Iterator[Any]]:
@@ -85,7 +88,7 @@ def _copy_rows(
     checks: dict[int, tuple[frozenset[type], int | None, int | None]],
 ) -> int:
     done = 0
-    getter: Callable[[Any], Sequence[Any]] | None = base.row_getter(first, cols)
+    getter: Callable[[Any], Sequence[Any]] | None = values.row_getter(first, cols)
     where.getter = getter
     # Columns whose values are checked a batch at a time (then dumped by psycopg's C dumpers).
     dict_rows = getter is not None
@@ -114,8 +117,8 @@ def _copy_rows(
             raise
         except KeyError as exc:
             for i, record in enumerate(batch):
-                if base.is_missing_key(exc, record, cols):
-                    raise base.missing_key_error(exc, record, cols, done + i + 1) from None
+                if values.is_missing_key(exc, record, cols):
+                    raise values.missing_key_error(exc, record, cols, done + i + 1) from None
             raise
         except (TypeError, ValueError, OverflowError, AttributeError, psycopg.DataError) as exc:
             # A dumper refused a value (or raised on one): name its row and column.
@@ -143,9 +146,9 @@ def copy_in(
     first, rows_it = _first(rows)
     if first is None:
         if columns is not None:
-            base.select_columns(info, columns, ())
+            catalog.select_columns(info, columns, ())
         return 0
-    cols = base.select_columns(info, columns, first)
+    cols = catalog.select_columns(info, columns, first)
     return _copy_into(conn, info, info, cols, rows_it, first, progress, "copy_in()")
 
 
@@ -167,11 +170,11 @@ def _copy_into(
     """
     where = _Progress()
     with conn.cursor() as cur:
-        oids = base.column_oids(types_of, cols, cur.adapters)
+        oids = catalog.column_oids(types_of, cols, cur.adapters)
         checks = {} if oids is None else batch_checks(oids)
         if oids is not None:
             checked_oids = {oids[i] for i in checks}
-            base.speed_up_dumpers(cur.adapters, oids, conn.info.encoding, checked_oids)
+            values.speed_up_dumpers(cur.adapters, oids, conn.info.encoding, checked_oids)
         stmt = base.copy_in_statement(target, cols, oids is not None)
 
         def locate(
@@ -179,7 +182,7 @@ def _copy_into(
         ) -> Exception | None:
             if oids is None:
                 return None
-            return base.locate_bad_value(
+            return values.locate_bad_value(
                 types_of, what, cols, oids, cur.adapters, cur, batch, getter, start
             )
 
@@ -189,7 +192,7 @@ def _copy_into(
                     copy.set_types(oids)
                 return _copy_rows(copy, rows, first, cols, progress, where, locate, checks)
         except psycopg.Error as exc:
-            base.note_server_refusal(
+            values.note_server_refusal(
                 exc, types_of, what, cols, where.batch, where.getter, where.start
             )
             raise
@@ -230,7 +233,7 @@ def copy_in_csv(
             text = line.decode() if isinstance(line, bytes) else line
             columns = base.parse_header(text.rstrip("\r\n"), delimiter)
             server_header = False
-        cols = base.select_columns(info, columns, ())
+        cols = catalog.select_columns(info, columns, ())
         stmt = base.copy_in_csv_statement(info, cols, header=server_header, delimiter=delimiter)
         lines = 0
         with conn.cursor() as cur:

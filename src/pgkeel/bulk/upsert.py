@@ -21,7 +21,9 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from pgkeel.bulk import _base as base
-from pgkeel.bulk._base import OnDuplicate, Table, TableInfo
+from pgkeel.bulk import _catalog as catalog
+from pgkeel.bulk._base import OnDuplicate
+from pgkeel.bulk._catalog import Table, TableInfo
 from pgkeel.bulk.copy import _copy_into, _first, table_info
 
 __all__ = ["upsert"]
@@ -49,7 +51,7 @@ def upsert(
     first, rows_it = _first(rows)
     if first is None:
         return 0
-    cols = base.select_columns(info, columns, first)
+    cols = catalog.select_columns(info, columns, first)
     keys, updates = base.upsert_plan(info, cols, key, update)
     stage = base.stage_name(next(_names))
     conn.execute(base.create_stage_statement(info, cols, stage))

@@ -19,7 +19,9 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from pgkeel.bulk import _base as base
-from pgkeel.bulk._base import OnDuplicate, Table, TableInfo
+from pgkeel.bulk import _catalog as catalog
+from pgkeel.bulk._base import OnDuplicate
+from pgkeel.bulk._catalog import Table, TableInfo
 from pgkeel.bulk.copy_async import _copy_into, _first, table_info
 
 __all__ = ["upsert"]
@@ -47,7 +49,7 @@ async def upsert(
     first, rows_it = await _first(rows)
     if first is None:
         return 0
-    cols = base.select_columns(info, columns, first)
+    cols = catalog.select_columns(info, columns, first)
     keys, updates = base.upsert_plan(info, cols, key, update)
     stage = base.stage_name(next(_names))
     await conn.execute(base.create_stage_statement(info, cols, stage))
