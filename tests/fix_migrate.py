@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 
@@ -29,7 +30,10 @@ def migrations(tmp_path: Path) -> Callable[..., Path]:
 
 def _history(url: str, table: str = "pgkeel_migrations") -> list[dict[str, Any]]:
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(f"SELECT * FROM {table} ORDER BY version".encode()).fetchall()
+        query = sql.SQL("SELECT * FROM {} ORDER BY version").format(
+            sql.Identifier(*table.split("."))
+        )
+        return conn.execute(query).fetchall()
 
 
 def _fetch(url: str, query: str) -> list[tuple[Any, ...]]:

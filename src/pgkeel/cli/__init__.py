@@ -2,9 +2,9 @@
 
 ``main`` is the click group behind the ``pgkeel`` console script and ``python -m pgkeel``; each
 command group lives in its own module (``db`` for the development server, ``copy`` for CSV in and
-out, ``migrate`` for migrations) and is registered here. A group's module imports only what
-building its commands needs, so ``pgkeel --help`` stays quick and never loads an optional extra
-(pglast is imported only when a migration is split or linted).
+out, ``migrate`` for migrations, ``check`` for the static checker) and is registered here. A
+group's module imports only what building its commands needs, so ``pgkeel --help`` stays quick
+and never loads an optional extra (pglast is imported only when a migration is split or linted).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from pgkeel import __version__
+from pgkeel.cli.check import check as check_command
 from pgkeel.cli.copy import copy as copy_group
 from pgkeel.cli.db import db as db_group
 from pgkeel.cli.migrate import migrate as migrate_group
@@ -33,3 +34,4 @@ def main() -> None:
 main.add_command(db_group)
 main.add_command(copy_group)
 main.add_command(migrate_group)
+main.add_command(check_command)

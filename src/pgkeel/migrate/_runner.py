@@ -639,15 +639,14 @@ def baseline(
                 "adopts a database that pgkeel has never migrated"
             )
         applied_by = _applied_by(conn)
-        with conn.transaction():
-            for m in files:
-                conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (version, name, checksum, state, transactional, "
-                        "applied_by) VALUES (%s, %s, %s, 'baseline', true, %s)"
-                    ).format(_ident(table)),
-                    [m.version, m.name, m.checksum, applied_by],
-                )
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (version, name, checksum, state, transactional, "
+                    "applied_by) VALUES (%s, %s, %s, 'baseline', true, %s)"
+                ).format(_ident(table)),
+                [[m.version, m.name, m.checksum, applied_by] for m in files],
+            )
         say(f"baseline: {len(files)} migration(s) up to {version} recorded as applied")
         return [m.version for m in files]
 
