@@ -37,8 +37,8 @@ from pgkeel._database_base import (
     not_open_message,
     scrub_error,
 )
+from pgkeel.bulk._methods import BulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, Config, SessionSettings
-from pgkeel.copy import BulkMethods
 from pgkeel.errors import ConfigError
 from pgkeel.query import QueryMethods
 from pgkeel.transaction import Isolation, Transaction, begin

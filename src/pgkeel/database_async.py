@@ -36,8 +36,8 @@ from pgkeel._database_base import (
     not_open_message,
     scrub_error,
 )
+from pgkeel.bulk._methods_async import AsyncBulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, Config, SessionSettings
-from pgkeel.copy_async import AsyncBulkMethods
 from pgkeel.errors import ConfigError
 from pgkeel.query_async import AsyncQueryMethods
 from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
