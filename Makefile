@@ -17,7 +17,7 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 ## smoke: a quick subset (core API, bulk, types, CLI) for another Python: make smoke PYTHON=python3.13 VENV=.venv-3.13
-SMOKE_TESTS ?= tests/test_init.py tests/test_database.py tests/test_types.py tests/test_copy.py tests/test_cli_copy.py
+SMOKE_TESTS ?= tests/test_init.py tests/test_database.py tests/test_types.py tests/test_bulk_copy.py tests/test_cli_copy.py
 smoke: $(BIN)/.installed
 	$(BIN)/pytest -q $(SMOKE_TESTS)
 

@@ -92,6 +92,20 @@ def test_aliases_and_imports_are_resolved() -> None:
     assert sorted(f.code for f in check_source(src)) == ["PGK004", "PGK005", "PGK008"]
 
 
+@pytest.mark.parametrize(
+    "imported", ["pgkeel.copy.copy_out", "pgkeel.bulk.copy.copy_out", "pgkeel.bulk.stream.stream"]
+)
+def test_pgkeel_bulk_functions_are_query_calls(imported: str) -> None:
+    """pgkeel's copy_out and stream, old path or new, take a query: an f-string there is PGK001."""
+    module, _, name = imported.rpartition(".")
+    src = (
+        f"from {module} import {name}\n"
+        "def f(conn, table):\n"
+        f"    {name}(conn, f'SELECT * FROM {{table}}', 'out.csv')\n"
+    )
+    assert [f.code for f in check_source(src)] == ["PGK001"]
+
+
 def test_pool_closed_in_another_module(tmp_path: Path) -> None:
     """A module-level pool closed by another checked module is not reported by check_paths."""
     (tmp_path / "db.py").write_text(

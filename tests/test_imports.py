@@ -38,10 +38,12 @@ def _loaded_after(code: str) -> set[str]:
     "code",
     [
         "import pgkeel",
+        "import pgkeel.bulk",
         "import pgkeel.config",
         "import pgkeel.embedded",
         "import pgkeel.migrate",
         "import pgkeel.testing",
+        "import pgkeel.types",
     ],
 )
 def test_import_loads_no_optional_extra(code: str) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 FLAGGED = """
 from typing import Final, LiteralString
 import pgkeel
-from pgkeel.copy import copy_out, stream, stream_batches
-from pgkeel import copy_async
+from pgkeel.bulk.copy import copy_out
+from pgkeel.bulk.stream import stream, stream_batches
+from pgkeel.bulk import copy_async
 
 BY_ID: Final = "SELECT * FROM t WHERE id = %s"
 BUILT: Final = f"SELECT * FROM t WHERE id = {BY_ID}"
@@ -77,7 +78,7 @@ PASSES = """
 from typing import Final, Literal
 import pgkeel
 from psycopg import sql
-from pgkeel.copy import copy_out
+from pgkeel.bulk.copy import copy_out
 from constants import SHARED
 
 BY_ID: Final = "SELECT * FROM t WHERE id = %s"

@@ -27,8 +27,8 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from pgkeel._compat import waiting
 from pgkeel._database_base import DatabaseBase, not_open_message
 from pgkeel._transaction_base import RETRYABLE, backoff
+from pgkeel.bulk._methods import BulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, SessionSettings
-from pgkeel.copy import BulkMethods
 from pgkeel.errors import ConfigError
 from pgkeel.pool._connect import (
     apply_settings,

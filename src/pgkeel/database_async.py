@@ -26,8 +26,8 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from pgkeel._compat import waiting
 from pgkeel._database_base import DatabaseBase, not_open_message
 from pgkeel._transaction_base import RETRYABLE, backoff
+from pgkeel.bulk._methods_async import AsyncBulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, SessionSettings
-from pgkeel.copy_async import AsyncBulkMethods
 from pgkeel.errors import ConfigError
 from pgkeel.pool._connect_async import (
     apply_settings,

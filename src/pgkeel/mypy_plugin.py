@@ -16,8 +16,9 @@ checked.
 Checked: the query argument (``query``, ``query_or_table``) of ``execute``, ``execute_many``,
 ``fetch_one``, ``fetch_all``, ``fetch_val``, ``stream`` and ``copy_out`` on ``Database``,
 ``AsyncDatabase``, their transactions, ``pipeline()``'s object and any subclass of those; and of
-the functions ``copy_out``, ``stream`` and ``stream_batches`` of ``pgkeel.copy`` and
-``pgkeel.copy_async``. Enable it with ``plugins = ["pgkeel.mypy_plugin"]``.
+the functions ``copy_out`` (``pgkeel.bulk.copy``, ``pgkeel.bulk.copy_async``), ``stream`` and
+``stream_batches`` (``pgkeel.bulk.stream``, ``pgkeel.bulk.stream_async``). Enable it with
+``plugins = ["pgkeel.mypy_plugin"]``.
 """
 
 from __future__ import annotations
@@ -40,15 +41,16 @@ _METHODS = frozenset(
 _CLASSES = (
     "pgkeel.query.QueryMethods",
     "pgkeel.query_async.AsyncQueryMethods",
-    "pgkeel.copy.BulkMethods",
-    "pgkeel.copy_async.AsyncBulkMethods",
-    "pgkeel.copy.Pipeline",
-    "pgkeel.copy_async.AsyncPipeline",
+    "pgkeel.bulk._methods.BulkMethods",
+    "pgkeel.bulk._methods_async.AsyncBulkMethods",
+    "pgkeel.bulk.pipeline.Pipeline",
+    "pgkeel.bulk.pipeline_async.AsyncPipeline",
 )
 _FUNCTIONS = frozenset(
-    f"pgkeel.{module}.{name}"
-    for module in ("copy", "copy_async")
-    for name in ("copy_out", "stream", "stream_batches")
+    f"pgkeel.bulk.{module}{face}.{name}"
+    for module, names in (("copy", ("copy_out",)), ("stream", ("stream", "stream_batches")))
+    for face in ("", "_async")
+    for name in names
 )
 _QUERY_PARAMETERS = ("query", "query_or_table")
 

@@ -23,7 +23,7 @@ from pgkeel._transaction_base import (
     isolation_level,
     transaction_ended,
 )
-from pgkeel.copy import BulkMethods
+from pgkeel.bulk._methods import BulkMethods
 from pgkeel.errors import CommitOutcomeUnknownError
 from pgkeel.query import QueryMethods
 

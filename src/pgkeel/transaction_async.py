@@ -21,7 +21,7 @@ from pgkeel._transaction_base import (
     isolation_level,
     transaction_ended,
 )
-from pgkeel.copy_async import AsyncBulkMethods
+from pgkeel.bulk._methods_async import AsyncBulkMethods
 from pgkeel.errors import CommitOutcomeUnknownError
 from pgkeel.query_async import AsyncQueryMethods
 

@@ -69,6 +69,8 @@ QUERY_FUNCTIONS = {
     "pgkeel.stream": ("pgkeel", 1),
     "pgkeel.copy.copy_out": ("pgkeel", 1),
     "pgkeel.copy.stream": ("pgkeel", 1),
+    "pgkeel.bulk.copy.copy_out": ("pgkeel", 1),
+    "pgkeel.bulk.stream.stream": ("pgkeel", 1),
     # the driver behind these is the caller's: SQL-looking text is required, as for an unknown
     # receiver
     "pandas.read_sql": ("", 0),

@@ -24,7 +24,7 @@ import click
 import psycopg
 
 from pgkeel import embedded
-from pgkeel._bulk_base import parse_header
+from pgkeel.bulk._base import parse_header
 from pgkeel.database import Database
 from pgkeel.errors import Error
 

@@ -55,7 +55,9 @@ class Config:
     #: A pooled connection idle longer than this gets a round-trip check on checkout; a younger
     #: one only a socket poll (which sees a server that closed it).
     check_idle: float = 1.0
-    #: Seconds between reconnection attempts, at most, while the server is unreachable.
+    #: Seconds the pool keeps retrying a lost connection in the background (psycopg_pool's
+    #: ``reconnect_timeout``); after that the next checkout starts a new attempt at once, so the
+    #: pool is back as soon as the server is.
     reconnect_delay_max: float = 2.0
     #: Seconds one bulk call (copy_in, copy_in_csv, copy_out, upsert, stream) may run: its own
     #: statement_timeout, set for that call's transaction only; 0 means no limit, since one

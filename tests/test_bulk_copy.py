@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import io
 import ipaddress
 import itertools
+import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -497,3 +499,18 @@ def test_copy_in_refuses_a_naive_datetime(db: pgkeel.Database, admin: Any) -> No
     with pytest.raises(BadValueError, match=r"row 2, column 'ts'.*naive datetime"):
         db.copy_in("t", [(1, aware), (2, dt.datetime(2024, 1, 1))])
     assert count(admin, "t") == 0
+
+
+@pytest.mark.parametrize("face", ["", "_async"])
+def test_old_module_warns_and_reexports(face: str) -> None:
+    """`pgkeel.copy` / `pgkeel.copy_async` still import, warning, with the very same objects."""
+    old = f"pgkeel.copy{face}"
+    homes = [importlib.import_module("pgkeel.bulk")] + [
+        importlib.import_module(f"pgkeel.bulk.{m}{face}") for m in ("copy", "upsert", "stream")
+    ]
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=r"pgkeel\.bulk\.copy.*pgkeel\.bulk\.upsert"):
+        module = importlib.import_module(old)
+    assert len(module.__all__) == 10
+    for name in module.__all__:
+        assert any(getattr(m, name, None) is getattr(module, name) for m in homes), name

@@ -13,7 +13,7 @@ import pytest
 
 import pgkeel
 from pgkeel.errors import DuplicateKeyError, RowError
-from test_copy import COLUMNS, EVERY_TYPE_DDL, EVERY_TYPE_ROWS, count, rows_of
+from test_bulk_copy import COLUMNS, EVERY_TYPE_DDL, EVERY_TYPE_ROWS, count, rows_of
 
 pytest_plugins = ["fix_bulk"]
 

@@ -1,12 +1,9 @@
-"""Type adaptation: JSON via orjson, dicts as JSONB, strict timestamps, clear errors for values
-PostgreSQL would reject or silently alter.
+"""JSON for pgkeel's connections: orjson for speed, exact numbers, NaN and Infinity refused.
 
-:func:`configure` is applied to every new pooled connection. psycopg already maps arrays to
-lists, ``uuid`` to :class:`uuid.UUID`, ``numeric`` to :class:`~decimal.Decimal` and
-``timestamptz`` to aware datetimes, and rejects NUL bytes in text with ``psycopg.DataError``;
-pgkeel adds what it does not do: dicts sent as ``jsonb`` without a wrapper, orjson for speed, an
-error (not a silent ``null``) for NaN/Infinity in JSON, and an error for naive datetimes (which
-PostgreSQL would read in the session's ``TimeZone``).
+:func:`dumps_json` writes what orjson cannot (an int beyond 64 bits, a Decimal, a non-str dict
+key) exactly, and refuses non-finite floats instead of writing ``null``; :func:`loads_json` and
+:func:`loads_jsonb` hand a document whose numbers orjson could round to the stdlib ``json``. The
+loaders are registered by :func:`pgkeel.types.configure`.
 """
 
 from __future__ import annotations
@@ -14,18 +11,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
-import psycopg
-from psycopg.adapt import Dumper, Loader, PyFormat
-from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
+from psycopg.adapt import Loader
 
 from pgkeel.errors import NotStorableError
-
-__all__ = ["configure", "dumps_json", "loads_json", "loads_jsonb"]
 
 
 def dumps_json(obj: Any) -> bytes:
@@ -140,46 +132,6 @@ def has_non_finite(obj: Any) -> bool:
     return False
 
 
-def _naive(obj: datetime) -> NotStorableError:
-    return NotStorableError(
-        f"naive datetime {obj.isoformat()} has no time zone, so PostgreSQL would read it in the "
-        "session's TimeZone; pass an aware datetime (datetime.now(timezone.utc)), or open the "
-        "Database with naive_datetime='allow' to send naive values as timestamp"
-    )
-
-
-def _strict_datetime_dumper(format: PyFormat) -> type[Dumper]:
-    """A datetime dumper refusing naive values, then handing aware ones to psycopg's own.
-
-    Built on psycopg's public dumper protocol: ``get_key`` tells naive from aware datetimes and
-    ``upgrade`` returns, for an aware one, psycopg's default dumper (in C when available), which
-    the connection then caches and calls directly. It registers no oid, so a COPY that sets the
-    column types by oid gets psycopg's dumper (a naive value fails there, named by the COPY).
-    """
-    default = psycopg.adapters.get_dumper(datetime, format)
-    aware_key = (datetime, "aware", format)
-    naive_key = (datetime, "naive", format)
-
-    class StrictDatetimeDumper(Dumper):
-        def __init__(self, cls: type, context: Any = None) -> None:
-            super().__init__(cls, context)
-            self._context = context
-
-        def get_key(self, obj: datetime, format: PyFormat) -> Any:
-            return naive_key if obj.tzinfo is None else aware_key
-
-        def upgrade(self, obj: datetime, format: PyFormat) -> Dumper:
-            if obj.tzinfo is None:
-                raise _naive(obj)
-            return default(self.cls, self._context)  # type: ignore[return-value]
-
-        def dump(self, obj: datetime) -> Any:  # pragma: no cover - upgrade() always replaces it
-            raise NotImplementedError
-
-    StrictDatetimeDumper.format = default.format
-    return StrictDatetimeDumper
-
-
 class _JsonLoader(Loader):
     # psycopg calls a Python loader's ``load`` with a memoryview of the value; orjson and the
     # regex read a memoryview directly, so ``load`` *is* loads_json: one Python frame and no
@@ -189,22 +141,3 @@ class _JsonLoader(Loader):
 
 class _JsonbLoader(Loader):
     load = staticmethod(loads_jsonb)
-
-
-_STRICT_DATETIME_TEXT = _strict_datetime_dumper(PyFormat.TEXT)
-_STRICT_DATETIME_BINARY = _strict_datetime_dumper(PyFormat.BINARY)
-
-
-def configure(conn: psycopg.BaseConnection[Any], *, naive_datetime: str = "error") -> None:
-    """Install pgkeel's adapters on one connection (sync or async)."""
-    adapters = conn.adapters
-    set_json_dumps(dumps_json, context=conn)
-    set_json_loads(loads_json, context=conn)  # the binary loaders (they strip a version byte)
-    adapters.register_loader("json", _JsonLoader)
-    adapters.register_loader("jsonb", _JsonbLoader)
-    # The dumpers just customised for Jsonb, reused for plain dicts.
-    adapters.register_dumper(dict, adapters.get_dumper(Jsonb, PyFormat.TEXT))
-    adapters.register_dumper(dict, adapters.get_dumper(Jsonb, PyFormat.BINARY))
-    if naive_datetime == "error":
-        adapters.register_dumper(datetime, _STRICT_DATETIME_TEXT)
-        adapters.register_dumper(datetime, _STRICT_DATETIME_BINARY)
