@@ -400,7 +400,7 @@ def test_discard_all_keeps_the_set_settings(pg_url: str) -> None:
 def test_session_word_verdict() -> None:
     """The text verdict: whole words in any case, in SQL parts and identifiers of compositions,
     never in literals or placeholders (data)."""
-    from pgkeel._query_base import _HINTS, SESSION_WORDS, changes_session
+    from pgkeel.pool._reset import _HINTS, SESSION_WORDS, changes_session
 
     assert all(any(hint in word for hint in _HINTS) for word in SESSION_WORDS)
 

@@ -17,7 +17,8 @@ import pytest
 from psycopg_pool import PoolTimeout
 
 import pgkeel
-from pgkeel import _database_base, embedded
+from pgkeel import embedded
+from pgkeel.pool import _liveness
 
 pytest_plugins = ["fix_db"]
 
@@ -85,11 +86,11 @@ def test_socket_poll_sees_terminated_backend(pg_url: str) -> None:
     terminated its backend; a Database whose round-trip check never runs (check_idle=1h)
     still replaces the dead connection before a query uses it."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        assert not _database_base.socket_ready(conn)
-        assert not _database_base.socket_ready(conn)  # the cached poll argument is reusable
+        assert not _liveness.socket_ready(conn)
+        assert not _liveness.socket_ready(conn)  # the cached poll argument is reusable
         assert terminate_others(pg_url) >= 1
         deadline = time.monotonic() + 5
-        while not _database_base.socket_ready(conn):
+        while not _liveness.socket_ready(conn):
             assert time.monotonic() < deadline, "poll never saw the terminated backend"
             time.sleep(0.02)
     with pgkeel.Database(pg_url, min_size=1, max_size=1, check_idle=3600) as db:
@@ -110,7 +111,7 @@ def test_checkout_poll_skipped_only_for_just_returned(monkeypatch: pytest.Monkey
         polled.append(conn)
         return ready
 
-    monkeypatch.setattr(_database_base, "socket_ready", fake_ready)
+    monkeypatch.setattr(_liveness, "socket_ready", fake_ready)
 
     class Conn:
         idle_since = 0.0
@@ -118,15 +119,15 @@ def test_checkout_poll_skipped_only_for_just_returned(monkeypatch: pytest.Monkey
     conn: Any = Conn()
     now = time.monotonic()
     conn.idle_since = now
-    assert not _database_base.needs_check(conn, 1.0)
+    assert not _liveness.needs_check(conn, 1.0)
     assert polled == []
-    conn.idle_since = now - 2 * _database_base.POLL_AFTER
-    assert not _database_base.needs_check(conn, 1.0)
+    conn.idle_since = now - 2 * _liveness.POLL_AFTER
+    assert not _liveness.needs_check(conn, 1.0)
     assert polled == [conn]
     ready = True
-    assert _database_base.needs_check(conn, 1.0)
+    assert _liveness.needs_check(conn, 1.0)
     conn.idle_since = now - 5
-    assert _database_base.needs_check(conn, 1.0)
+    assert _liveness.needs_check(conn, 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 import pgkeel
+from pgkeel._transaction_base import backoff
 from pgkeel.transaction import isolation_level
 
 pytest_plugins = ["fix_db"]
@@ -65,6 +66,17 @@ def test_isolation_and_read_only(db: pgkeel.Database) -> None:
         assert tx.fetch_val("SHOW transaction_read_only") == "off"
     with pytest.raises(ValueError, match="serializable"):
         isolation_level("snapshot")
+
+
+def test_backoff_is_jittered_exponential_and_capped() -> None:
+    """run_transaction's wait before retry n lies in [0, min(cap, base * 2**n)]: never negative,
+    never past the cap however many attempts, and spread (jitter) rather than one fixed value."""
+    for attempt in range(40):
+        bound = min(1.0, 0.01 * 2**attempt)
+        waits = [backoff(attempt) for _ in range(50)]
+        assert all(0 <= w <= bound for w in waits)
+        assert len(set(waits)) > 1
+    assert all(0 <= backoff(3, base=1.0, cap=0.5) <= 0.5 for _ in range(50))
 
 
 def test_atomic_contract(db: pgkeel.Database) -> None:

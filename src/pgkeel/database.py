@@ -4,7 +4,7 @@
 methods, transactions with retry, ``stats()`` and ``health()``.
 
 The sync face is generated from the asyncio one by ``tools/async_to_sync.py``; what they share
-without I/O is in ``_database_base.py``.
+without I/O is in ``_database_base.py``, the pool's policy in :mod:`pgkeel.pool`.
 """
 
 from __future__ import annotations
@@ -24,22 +24,23 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from pgkeel import types
 from pgkeel._compat import waiting
-from pgkeel._database_base import (
-    RETRYABLE,
-    SIZE_QUERY,
-    DatabaseBase,
-    LastError,
-    SessionBaseline,
-    backoff,
-    needs_check,
-    not_open_message,
-    scrub_error,
-)
+from pgkeel._database_base import DatabaseBase, not_open_message
+from pgkeel._transaction_base import RETRYABLE, backoff
 from pgkeel.bulk._methods import BulkMethods
-from pgkeel.config import SERVER_SETTINGS_DEFAULTS, Config, SessionSettings
+from pgkeel.config import SERVER_SETTINGS_DEFAULTS, SessionSettings
 from pgkeel.errors import ConfigError
+from pgkeel.pool._connect import (
+    apply_settings,
+    configure,
+    connection_class,
+    first_connection,
+    pool_conninfo,
+)
+from pgkeel.pool._counters import LastError
+from pgkeel.pool._liveness import needs_check
+from pgkeel.pool._reset import SessionBaseline
+from pgkeel.pool._sizing import SIZE_QUERY
 from pgkeel.query import QueryMethods
 from pgkeel.transaction import Isolation, Transaction, begin
 
@@ -50,39 +51,6 @@ logger = logging.getLogger("pgkeel.pool")
 _perf = time.perf_counter
 _monotonic = time.monotonic
 _IDLE = TransactionStatus.IDLE
-
-
-class _Connection(psycopg.Connection[Any]):
-    """A pooled connection: psycopg's, plus what pgkeel keeps about it."""
-
-    #: When it last went back to the pool (``time.monotonic()``).
-    idle_since = 0.0
-    #: The poll object that watches its socket while idle (built on first use).
-    pollfd: Any = None
-
-
-def _connection_class(
-    config: Config, last_error: LastError, made: weakref.WeakSet[Any]
-) -> type[_Connection]:
-    """A connection class for one Database: its connection errors carry no secret (a server
-    echoes a bad ``-c`` value in its FATAL message, and psycopg_pool logs the error), and it
-    remembers why connecting last failed (for ``health()`` and timeouts) and which connections
-    exist (for the exit-time cleanup)."""
-
-    class PooledConnection(_Connection):
-        @classmethod
-        def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
-            try:
-                conn = super().connect(conninfo, **kwargs)
-            except Exception as exc:
-                scrub_error(exc, config.scrub)
-                last_error.record(exc)
-                raise
-            last_error.clear()
-            made.add(conn)
-            return conn
-
-    return PooledConnection
 
 
 class Database(DatabaseBase, QueryMethods, BulkMethods):
@@ -108,7 +76,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         self._check_idle = self.config.check_idle
         self._last_error = LastError()
         self._made: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._connection_class = _connection_class(self.config, self._last_error, self._made)
+        self._connection_class = connection_class(self.config, self._last_error, self._made)
         self._pool = self._new_pool()
         self._opened = False
         self._closed = False
@@ -120,13 +88,13 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         # A callable, so that session_settings="auto" can switch the pool to the connection
         # string without settings once it knows the server refuses them at startup.
         kwargs["conninfo"] = partial(
-            _conninfo, self._session, self._connection_class, kwargs["kwargs"]
+            pool_conninfo, self._session, self._connection_class, kwargs["kwargs"]
         )
         return ConnectionPool(
             **kwargs,
             connection_class=self._connection_class,
             configure=partial(
-                _configure,
+                configure,
                 naive_datetime=self.config.naive_datetime,
                 session=self._session,
                 user_configure=self.config.configure,
@@ -177,13 +145,13 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         self._pool.close()
 
     def _probe(self) -> None:
-        conn = _first_connection(
+        conn = first_connection(
             self._session, self._connection_class, self._pool_kwargs()["kwargs"]
         )
         try:
             # What every pooled connection gets: a failing configure= fails open() here,
             # with its own error, rather than the pool retrying it in the background.
-            _configure(
+            configure(
                 conn,
                 naive_datetime=self.config.naive_datetime,
                 session=self._session,
@@ -218,7 +186,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
     def _session_setup(self, conn: psycopg.Connection[Any]) -> None:
         """Re-apply the session settings after a reset (DISCARD ALL) when they are not in the
         startup packet (which DISCARD ALL keeps)."""
-        _apply_settings(conn, self._session)
+        apply_settings(conn, self._session)
 
     # --- checkout -------------------------------------------------------------------------
     #
@@ -289,7 +257,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         ):
             self._give_back(conn, reset=True)
             return
-        conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
+        conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a PoolConnection
         self._pool.putconn(conn)
 
     def _give_back(self, conn: psycopg.Connection[Any], reset: bool = False) -> None:
@@ -309,7 +277,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             if not isinstance(exc, Exception):
                 raise
         finally:
-            conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a _Connection
+            conn.idle_since = _monotonic()  # type: ignore[attr-defined]  # a PoolConnection
             self._pool.putconn(conn)
 
     def _reset(self, conn: psycopg.Connection[Any]) -> None:
@@ -438,91 +406,6 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             dirty = False
         finally:
             self._release(conn, dirty)
-
-
-def _configure(
-    conn: psycopg.Connection[Any],
-    *,
-    naive_datetime: str,
-    session: SessionSettings,
-    user_configure: Callable[[Any], Any] | None,
-    baseline: SessionBaseline,
-) -> None:
-    """Set up a new connection: pgkeel's adapters, the session settings, then the user's
-    configure= (last, so its adapters win). The first connection also shows what a fresh
-    session looks like (before configure=: a session setting made there is lost at the first
-    reset anyway, so the checks treat it as drift; ``-c`` settings in ``options`` are kept)."""
-    types.configure(conn, naive_datetime=naive_datetime)
-    _apply_settings(conn, session)
-    if session.decided and not baseline.known(session.mode):
-        cur = conn.cursor(row_factory=tuple_row).execute(baseline.query)
-        row = cur.fetchone()
-        if row is not None:
-            baseline.learn(session.mode, row)
-    if user_configure is not None:
-        result = user_configure(conn)
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise ConfigError(
-                "option configure= returned an awaitable, which Database cannot await; "
-                "pass a plain function, or use the asyncio face"
-            )
-
-
-def _apply_settings(conn: psycopg.Connection[Any], session: SessionSettings) -> None:
-    statement = session.statement()
-    if statement is not None:
-        try:
-            # Never prepared: behind PgBouncer a prepared statement may not find its server.
-            conn.execute(statement[0], statement[1], prepare=False)
-        except psycopg.Error as exc:
-            # The server's message quotes a bad value, and a value may be a secret.
-            scrub_error(exc, session.config.scrub)
-            raise
-
-
-def _first_connection(
-    session: SessionSettings, cls: type[_Connection], kwargs: dict[str, Any]
-) -> psycopg.Connection[Any]:
-    """Connect once; for session_settings="auto", first learn whether the server takes the
-    settings in the startup packet (PgBouncer refuses them, or ignores them if configured to)."""
-    if session.decided:
-        return cls.connect(session.conninfo(), **kwargs)
-    try:
-        conn = cls.connect(session.conninfo(), **kwargs)
-    except psycopg.OperationalError as exc:
-        if not session.startup_refused(exc):
-            raise
-        session.use_set(f"the server refused the startup packet's options ({_first_line(exc)})")
-        return cls.connect(session.conninfo(), **kwargs)
-    try:
-        cur = conn.cursor(row_factory=tuple_row).execute(
-            session.IGNORED_QUERY, [session.names()], prepare=False
-        )
-        session.started([row[0] for row in cur.fetchall()])
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _conninfo(session: SessionSettings, cls: type[_Connection], kwargs: dict[str, Any]) -> str:
-    """The pool's connection string (open(wait=False) leaves "auto" undecided until here)."""
-    if not session.decided:
-        try:
-            conn = _first_connection(session, cls, kwargs)
-        except Exception:
-            # No server answered: still undecided. The pool's own attempt with the startup
-            # packet fails the same way, and is counted and retried like any other.
-            return session.conninfo()
-        conn.close()
-    return session.conninfo()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def _shutdown(

@@ -6,7 +6,7 @@ transaction's own connection on a Transaction) and ``_failed()`` (counting). ``_
 whether the statement may have left session state behind: it did if it raised or was
 interrupted, ended with a session command tag (SET, LISTEN...), was multi-statement text, or
 its text mentions a built-in that changes the session (``set_config``, session advisory locks,
-``TEMP``...: ``_query_base.SESSION_WORDS``); the Database then resets the connection before
+``TEMP``...: ``pool._reset.SESSION_WORDS``); the Database then resets the connection before
 anyone else gets it. ``Query`` (the type
 that makes an f-string query a type error) and ``Params`` are in ``_query_base``.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from pgkeel._database_base import is_dirty, left_state
-from pgkeel._query_base import Params, Query, changes_session
+from pgkeel._query_base import Params, Query
+from pgkeel.pool._reset import changes_session, is_dirty, left_state
 from pgkeel.rows import RowSpec, row_factory
 
 __all__ = ["AsyncQueryMethods", "Params", "Query"]

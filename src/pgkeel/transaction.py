@@ -6,7 +6,7 @@ makes retries safe: an error during COMMIT on a lost connection is reported as a
 outcome, never retried.
 
 The retry loop itself lives on the Database faces (``run_transaction``); its backoff, the list of
-retryable SQLSTATEs and the ``isolation=`` names are in ``_database_base``.
+retryable SQLSTATEs and the ``isolation=`` names are in ``_transaction_base``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pgkeel._database_base import (
+from pgkeel._transaction_base import (
     Isolation,
     commit_unknown_message,
     isolation_level,
