@@ -600,3 +600,42 @@ def test_waiting_counts_live_waiters(pg_url: str) -> None:
                 time.sleep(0.01)
         waiter.join()
         assert db.stats()["waiting"] == 0
+
+
+def test_pipeline_and_stream_never_leave_session_state(pg_url: str) -> None:
+    """A pipeline's statements and a stream's query run outside the query methods: a SET in a
+    pipeline, set_config through a pipeline or a stream, are undone before the next checkout."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1) as db:
+        clean = db.fetch_one(SESSION)
+        with db.pipeline() as p:
+            p.execute("SET search_path TO evil")
+        assert db.fetch_one(SESSION) == clean
+        with db.pipeline() as p:
+            p.fetch_val("SELECT set_config('lock_timeout', '0', false)")
+        assert db.fetch_one(SESSION) == clean
+        assert list(db.stream("SELECT set_config('statement_timeout', '0', false)")) == [
+            {"set_config": "0"}
+        ]
+        assert db.fetch_one(SESSION) == clean
+        with db.transaction() as tx, tx.pipeline() as p:
+            p.execute("SELECT pg_advisory_lock(11)")
+        assert db.fetch_one(SESSION) == clean
+        resets = db.stats()["resets"]
+        assert [r["n"] for r in db.stream("SELECT 1 AS n")] == [1]
+        assert db.stats()["resets"] == resets  # a plain stream needs no reset
+
+
+def test_pipeline_and_stream_never_leave_session_state_async(pg_url: str) -> None:
+    """The asyncio face: pipelines and streams reset a connection whose session they changed."""
+
+    async def main() -> None:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=1) as db:
+            clean = await db.fetch_one(SESSION)
+            async with db.pipeline() as p:
+                await p.execute("SET search_path TO evil")
+            assert await db.fetch_one(SESSION) == clean
+            rows = [r async for r in db.stream("SELECT set_config('lock_timeout', '0', false)")]
+            assert rows == [{"set_config": "0"}]
+            assert await db.fetch_one(SESSION) == clean
+
+    asyncio.run(main())

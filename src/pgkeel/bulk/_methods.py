@@ -26,6 +26,7 @@ from pgkeel.bulk.copy import copy_in, copy_in_csv, copy_out
 from pgkeel.bulk.pipeline import Pipeline
 from pgkeel.bulk.stream import RowStream, stream_batches
 from pgkeel.bulk.upsert import upsert
+from pgkeel.pool._reset import changes_session
 from pgkeel.rows import RowSpec
 
 __all__ = ["BulkMethods"]
@@ -44,6 +45,14 @@ class BulkMethods:
     if TYPE_CHECKING:
         # Provided by the class this is mixed into (Database, its transactions).
         def _atomic(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]: ...
+
+    def _session_changed(self, conn: psycopg.Connection[Any]) -> None:
+        """Have ``conn`` reset before the pool hands it out again: a pipeline or a stream ran
+        the caller's SQL on it outside the query methods, which watch for session changes."""
+        db = getattr(self, "_db", self)  # a transaction's Database, or the Database itself
+        dirty = getattr(db, "_dirty", None)
+        if dirty is not None:
+            dirty.add(id(conn))
 
     @contextlib.contextmanager
     def _bulk_atomic(
@@ -179,6 +188,8 @@ class BulkMethods:
 
         def batches() -> Iterator[list[Any]]:
             with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                if changes_session(query):
+                    self._session_changed(conn)
                 yield from stream_batches(
                     conn,
                     query,
@@ -193,6 +204,8 @@ class BulkMethods:
 
     @contextlib.contextmanager
     def pipeline(self) -> Iterator[Pipeline]:
-        """Batch many statements into few round trips, in one transaction."""
+        """Batch many statements into few round trips, in one transaction. The connection is
+        reset before it goes back to the pool (its statements' tags are not seen one by one)."""
         with self._atomic() as conn, conn.pipeline() as pipeline:
+            self._session_changed(conn)
             yield Pipeline(conn, pipeline)

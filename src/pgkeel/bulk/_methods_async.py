@@ -24,6 +24,7 @@ from pgkeel.bulk.copy_async import copy_in, copy_in_csv, copy_out
 from pgkeel.bulk.pipeline_async import AsyncPipeline
 from pgkeel.bulk.stream_async import AsyncRowStream, stream_batches
 from pgkeel.bulk.upsert_async import upsert
+from pgkeel.pool._reset import changes_session
 from pgkeel.rows import RowSpec
 
 __all__ = ["AsyncBulkMethods"]
@@ -44,6 +45,14 @@ class AsyncBulkMethods:
         def _atomic(
             self,
         ) -> contextlib.AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+
+    def _session_changed(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Have ``conn`` reset before the pool hands it out again: a pipeline or a stream ran
+        the caller's SQL on it outside the query methods, which watch for session changes."""
+        db = getattr(self, "_db", self)  # a transaction's Database, or the Database itself
+        dirty = getattr(db, "_dirty", None)
+        if dirty is not None:
+            dirty.add(id(conn))
 
     @contextlib.asynccontextmanager
     async def _bulk_atomic(
@@ -186,6 +195,8 @@ class AsyncBulkMethods:
 
             async def batches() -> AsyncIterator[list[Any]]:
                 async with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                    if changes_session(query):
+                        self._session_changed(conn)
                     async for batch in stream_batches(
                         conn,
                         query,
@@ -201,6 +212,8 @@ class AsyncBulkMethods:
 
             def batches() -> Iterator[list[Any]]:
                 with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                    if changes_session(query):
+                        self._session_changed(conn)
                     yield from stream_batches(
                         conn,
                         query,
@@ -215,6 +228,8 @@ class AsyncBulkMethods:
 
     @contextlib.asynccontextmanager
     async def pipeline(self) -> AsyncIterator[AsyncPipeline]:
-        """Batch many statements into few round trips, in one transaction."""
+        """Batch many statements into few round trips, in one transaction. The connection is
+        reset before it goes back to the pool (its statements' tags are not seen one by one)."""
         async with self._atomic() as conn, conn.pipeline() as pipeline:
+            self._session_changed(conn)
             yield AsyncPipeline(conn, pipeline)

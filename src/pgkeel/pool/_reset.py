@@ -28,9 +28,9 @@ cursors; then the session settings are applied again; counted in ``stats()["rese
 
 What neither sees: session advisory locks and temp tables created inside a user function
 (checking ``pg_locks`` would scan the server's lock table); run such functions through
-``connection()``, which is always reset. (The statements of ``pipeline()`` and ``stream()`` run
-on ``_atomic()``'s connection, outside the query methods: they are not judged yet, beyond the
-check on checkout.)
+``connection()``, which is always reset. ``pipeline()`` runs statements whose tags are not seen
+one by one, so its connection is always reset; ``stream()`` resets when its query's text names a
+``SESSION_WORDS`` built-in (a COPY or a cursor can run nothing else that changes the session).
 """
 
 from __future__ import annotations
