@@ -6,15 +6,17 @@ the ``/healthz``, ``/readyz`` and ``/metrics`` routes.
     pg = Pgkeel(max_size=10)                        # DATABASE_URL, or pass a URL
     app = FastAPI(lifespan=pg.lifespan)              # or pg.lifespan_with(app_lifespan)
     pg.init_app(app)                                 # error handlers, routes, metrics
-    Tx = Annotated[AsyncTransaction, pg.transaction_dependency]
 
     @app.post("/items")
-    async def create(item: Item, tx: Tx) -> dict[str, Any]:
+    async def create(item: Item, tx: TransactionDep) -> dict[str, Any]:
         return await tx.fetch_one("INSERT ... RETURNING *", ...)
 
 The transaction dependency commits when the route returns normally and rolls back when it
 raises, *before* the response is sent (FastAPI's ``scope="function"``): a client never sees a
-200 for a commit that failed.
+200 for a commit that failed. ``DatabaseDep`` and ``TransactionDep`` find the app's ``Pgkeel``
+through ``request.app``, so they can be imported at module level (and work under
+``from __future__ import annotations``); ``pg.database_dependency`` and
+``pg.transaction_dependency`` name one instance explicitly.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -35,7 +37,7 @@ from pgkeel.integrations._errors import HANDLED, map_error
 from pgkeel.integrations._metrics import UNMATCHED, Metrics
 from pgkeel.transaction_async import AsyncTransaction
 
-__all__ = ["Pgkeel"]
+__all__ = ["DatabaseDep", "Pgkeel", "TransactionDep"]
 
 logger = logging.getLogger("pgkeel.integrations")
 
@@ -116,6 +118,7 @@ class Pgkeel:
     def init_app(self, app: FastAPI, *, routes: bool = True, metrics: bool = True) -> None:
         """Install the error handlers, and (unless turned off) the ``/healthz``, ``/readyz``,
         ``/metrics`` routes and the request-timing middleware."""
+        app.state.pgkeel = self
         for cls in HANDLED:
             app.add_exception_handler(cls, self._handle)
         if metrics:
@@ -155,6 +158,29 @@ class Pgkeel:
 
     async def _metrics(self) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _installed(request: Request) -> Pgkeel:
+    pg = getattr(request.app.state, "pgkeel", None)
+    if isinstance(pg, Pgkeel):
+        return pg
+    raise RuntimeError("call pg.init_app(app) before using DatabaseDep or TransactionDep")
+
+
+async def _request_database(request: Request) -> AsyncDatabase:
+    return _installed(request).db
+
+
+async def _request_transaction(request: Request) -> AsyncIterator[AsyncTransaction]:
+    async for tx in _installed(request)._transaction():
+        yield tx
+
+
+#: A route parameter typed ``DatabaseDep`` receives the app's open AsyncDatabase.
+DatabaseDep = Annotated[AsyncDatabase, Depends(_request_database)]
+#: A route parameter typed ``TransactionDep`` receives a transaction, committed before the
+#: response when the route returns normally, rolled back if it raises.
+TransactionDep = Annotated[AsyncTransaction, Depends(_request_transaction, scope="function")]
 
 
 def _route(scope: Scope) -> str:
