@@ -43,21 +43,22 @@ def _psycopg_pool(url: str) -> FastAPI:
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    pool = AsyncConnectionPool(
-        url, min_size=POOL, max_size=POOL, kwargs={"row_factory": dict_row}, open=False
-    )
+    state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await pool.open(wait=True)
-        yield
-        await pool.close()
+        async with AsyncConnectionPool(
+            url, min_size=POOL, max_size=POOL, kwargs={"row_factory": dict_row}
+        ) as pool:
+            await pool.wait()
+            state["pool"] = pool
+            yield
 
     app = FastAPI(lifespan=lifespan)
 
     @app.get("/api/products/{product_id}", response_model=Product)
     async def get(product_id: UUID) -> Any:
-        async with pool.connection() as conn:
+        async with state["pool"].connection() as conn:
             row = await (await conn.execute(BY_ID, (product_id,))).fetchone()
         if row is None:
             raise HTTPException(404)
@@ -67,7 +68,7 @@ def _psycopg_pool(url: str) -> FastAPI:
     async def search(
         tag: Annotated[list[str], Query()], limit: Annotated[int, Query(le=200)] = 50
     ) -> Any:
-        async with pool.connection() as conn:
+        async with state["pool"].connection() as conn:
             rows = await (await conn.execute(BY_TAG, (tag, limit + 1))).fetchall()
         return {"items": rows[:limit], "next": rows[limit - 1]["id"] if len(rows) > limit else None}
 

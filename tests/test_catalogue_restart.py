@@ -64,7 +64,9 @@ def test_requests_fail_fast_during_outage_and_recover(cluster_dir: Path) -> None
     finally:
         server.stop()
 
-    outage = [(t0, t1, s) for t0, t1, s in log if down < t0 < back]
+    # Requests sent and answered while the server was down (one in flight when it came back
+    # may rightly succeed: its checkout was still waiting).
+    outage = [(t0, t1, s) for t0, t1, s in log if down < t0 and t1 < back]
     assert outage, "no request ran during the outage"
     assert {s for *_, s in outage} == {503}
     assert max(t1 - t0 for t0, t1, _ in outage) < POOL_TIMEOUT + MARGIN
