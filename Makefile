@@ -21,9 +21,9 @@ SMOKE_TESTS ?= tests/test_init.py tests/test_database.py tests/test_types.py tes
 smoke: $(BIN)/.installed
 	$(BIN)/pytest -q $(SMOKE_TESTS)
 
-## demo: start the embedded development server (./.pgkeel) and print its URL
+## demo: the product catalogue service on the embedded server (./.pgkeel): http://127.0.0.1:8000
 demo: $(BIN)/.installed
-	$(BIN)/pgkeel db start
+	$(BIN)/python -m examples.catalogue
 
 ## lint: formatting, lint, strict typing, and no stale generated sync modules
 lint: $(BIN)/.installed

@@ -15,12 +15,16 @@ HEAVY = (
     "click",
     "cryptography",
     "fastapi",
+    "flask",
+    "jinja2",
     "pglast",
     "pgserver",
     "psycopg2",
+    "prometheus_client",
     "pytest",
     "rich",
     "starlette",
+    "uvicorn",
 )
 
 
@@ -44,6 +48,7 @@ def _loaded_after(code: str) -> set[str]:
         "import pgkeel.migrate",
         "import pgkeel.testing",
         "import pgkeel.types",
+        "import pgkeel.integrations",
     ],
 )
 def test_import_loads_no_optional_extra(code: str) -> None:
