@@ -149,9 +149,9 @@ def _publication(
     if row[0]:
         bad = conn.execute(
             """
-            SELECT format('%I.%I', c.relnamespace::regnamespace::text, c.relname), c.relreplident
+            SELECT format('%%I.%%I', c.relnamespace::regnamespace::text, c.relname), c.relreplident
             FROM pg_publication_tables p
-            JOIN pg_class c ON c.oid = format('%I.%I', p.schemaname, p.tablename)::regclass
+            JOIN pg_class c ON c.oid = format('%%I.%%I', p.schemaname, p.tablename)::regclass
             WHERE p.pubname = %s
               AND (c.relreplident = 'n'
                    OR (c.relreplident = 'd' AND NOT EXISTS (

@@ -112,7 +112,8 @@ class _Reader(threading.Thread):
                 decode=False,
                 start_lsn=0,
                 options={"proto_version": "1", "publication_names": self.publication},
-                status_interval=self.status_interval,
+                # psycopg2 refuses less than 1 s; the reader sends its own updates more often.
+                status_interval=max(1.0, self.status_interval),
             )
             self.started_ok.set()
             with contextlib.suppress(_Stopped):
@@ -233,7 +234,7 @@ class Changes:
 
     def open(self) -> Changes:
         try:
-            meta = psycopg.connect(self._config.plain_conninfo, autocommit=True)
+            meta = psycopg.connect(self._config.conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise type(exc)(self._config.scrub(str(exc))) from None
         self._meta = meta
@@ -254,9 +255,7 @@ class Changes:
         return self
 
     def _start_reader(self) -> None:
-        reader = _Reader(
-            self._config.plain_conninfo, self.slot, self.publication, self._status_interval
-        )
+        reader = _Reader(self._config.conninfo, self.slot, self.publication, self._status_interval)
         self._reader = reader
         reader.start()
         reader.started_ok.wait()
