@@ -38,6 +38,7 @@ def _loaded_after(code: str) -> set[str]:
     "code",
     [
         "import pgkeel",
+        "import pgkeel.cdc",
         "import pgkeel.config",
         "import pgkeel.embedded",
         "import pgkeel.migrate",
