@@ -13,6 +13,7 @@ replication protocol), imported only when a stream opens; ``AsyncChanges`` is th
 
 from __future__ import annotations
 
+from pgkeel.cdc._aio import AsyncChanges, AsyncTransaction
 from pgkeel.cdc._decoder import UNCHANGED, format_lsn
 from pgkeel.cdc._slots import SlotInfo, drop_slot, list_slots
 from pgkeel.cdc._stream import Change, Changes, Transaction, changes
@@ -20,6 +21,8 @@ from pgkeel.errors import CdcError, CdcSetupError, SlotLostError
 
 __all__ = [
     "UNCHANGED",
+    "AsyncChanges",
+    "AsyncTransaction",
     "CdcError",
     "CdcSetupError",
     "Change",
