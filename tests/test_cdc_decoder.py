@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,6 +27,7 @@ from pgkeel.cdc._decoder import (
     decode,
     format_lsn,
 )
+from pgkeel.cdc._values import RowLoader
 
 TS = 757_382_400_000_000  # 2024-01-01 00:00:00 UTC in microseconds since 2000-01-01
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)
@@ -207,3 +209,47 @@ def test_captured_from_the_server(pg_url: str) -> None:
     assert isinstance(commit, Commit)
     assert begin.final_lsn == commit.commit_lsn < commit.end_lsn
     assert msgs[10] == Truncate((rel.oid,), False, False)
+
+
+class _TextTypes:
+    """Loaders that return text: enough to compare the two decoding paths."""
+
+    def get(self, oid: int) -> Any:
+        return lambda data: bytes(data).decode()
+
+
+@pytest.mark.parametrize(
+    "cols",
+    [
+        (b"1", None, UNCHANGED),
+        (b"", b"\t\n\\", "é🐘".encode()),
+        (None, None, None),
+    ],
+)
+def test_insert_fast_path_equals_decoder(cols: tuple[object, ...]) -> None:
+    """RowLoader.parse (the Insert fast path) gives what decode() + RowLoader.row give."""
+    loader = RowLoader([Column(n, 25, -1, False) for n in "abc"], _TextTypes())  # type: ignore[arg-type]
+    buf = b"I" + struct.pack("!I", 5) + b"N" + tup(*cols)
+    msg = decode(buf)
+    assert isinstance(msg, Insert)
+    assert loader.parse(buf, 6) == loader.row(msg.new)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        struct.pack("!h", 3) + b"n" + b"n",  # one column short
+        struct.pack("!h", 3) + b"nnn" + b"x",  # trailing byte
+        struct.pack("!h", 3) + b"nn" + b"t" + struct.pack("!i", 5) + b"ab",  # truncated value
+        struct.pack("!h", 3) + b"nnq",  # unknown kind
+        struct.pack("!h", 2) + b"nn",  # wrong column count
+    ],
+)
+def test_insert_fast_path_rejects_what_the_decoder_rejects(tail: bytes) -> None:
+    """Malformed tuples raise DecodeError on the fast path as in the decoder."""
+    loader = RowLoader([Column(n, 25, -1, False) for n in "abc"], _TextTypes())  # type: ignore[arg-type]
+    buf = b"I" + struct.pack("!I", 5) + b"N" + tail
+    with pytest.raises(DecodeError):
+        loader.parse(buf, 6)
+    with pytest.raises((DecodeError, psycopg.DataError)):
+        loader.row(decode(buf).new)  # type: ignore[union-attr]

@@ -225,7 +225,7 @@ class Changes:
         self._reader: _Reader | None = None
         self._relations: dict[int, tuple[Relation, RowLoader]] = {}
         self._types: TypeLoaders | None = None
-        self._messages: Iterator[tuple[int, Any]] | None = None
+        self._messages: Iterator[tuple[int, bytes]] | None = None
         self._last_end = 0  # end LSN of the last transaction read to its end
         self._acked = 0
         self._current: Transaction | None = None
@@ -335,7 +335,7 @@ class Changes:
             raise type(error)(msg) from None
         raise error
 
-    def _read_messages(self) -> Iterator[tuple[int, Any]]:
+    def _read_messages(self) -> Iterator[tuple[int, bytes]]:
         reader = self._reader
         assert reader is not None
         get = reader.queue.get
@@ -344,15 +344,15 @@ class Changes:
             if isinstance(batch, _End):
                 self._raise_reader_error()
                 return
-            for lsn, payload in batch:
-                yield lsn, decode(payload)
+            yield from batch
 
     def transactions(self) -> Iterator[Transaction]:
         """Each committed transaction in commit order; iterate over one for its changes."""
         if self._messages is None:
             raise CdcError("open the stream first: use `with changes(...) as stream:`")
         messages = self._messages
-        for _lsn, msg in messages:
+        for _lsn, payload in messages:
+            msg = decode(payload)
             if isinstance(msg, Begin):
                 tx = Transaction(self, msg)
                 self._current = tx
@@ -378,7 +378,21 @@ class Changes:
         assert self._messages is not None
         relations = self._relations
         xid, commit_lsn, commit_time = tx.xid, tx.commit_lsn, tx.commit_time
-        for lsn, msg in self._messages:
+        for lsn, payload in self._messages:
+            if payload[0] == 0x49 and payload[5:6] == b"N":  # Insert: the fast path
+                rel, rows = relations[int.from_bytes(payload[1:5], "big")]
+                yield Change(
+                    "insert",
+                    (rel.namespace, rel.name),
+                    rows.parse(payload, 6),
+                    None,
+                    lsn,
+                    xid,
+                    commit_lsn,
+                    commit_time,
+                )
+                continue
+            msg = decode(payload)
             if isinstance(msg, Insert):
                 rel, rows = relations[msg.relation_oid]
                 yield Change(
