@@ -382,3 +382,22 @@ def test_million_row_transaction_memory_is_flat(
     assert count == 1_000_000
     # The transaction's rows as dicts would take well over 300 MB.
     assert peak[0] - start < 60 * 2**20
+
+
+def test_readme_cdc_example_runs(cdc_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's CDC example runs as written and prints the insert and the update."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("## Change data capture", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match
+    monkeypatch.setenv("DATABASE_URL", cdc_url)
+    printed: list[tuple[Any, ...]] = []
+    exec(compile(match.group(1), "README.md", "exec"), {"print": lambda *a: printed.append(a)})  # noqa: S102
+    table = ("public", "products")
+    assert printed == [
+        ("insert", table, {"id": 1, "name": "kettle", "price": Decimal("24.90")}, None),
+        ("update", table, {"id": 1, "name": "kettle", "price": Decimal("19.90")}, None),
+    ]
