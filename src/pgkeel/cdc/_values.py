@@ -67,9 +67,12 @@ class RowLoader:
     ``old`` by the caller where the old row has it).
     """
 
-    __slots__ = ("loads", "names")
+    __slots__ = ("loads", "names", "table")
 
-    def __init__(self, columns: Sequence[Column], types: TypeLoaders) -> None:
+    def __init__(
+        self, columns: Sequence[Column], types: TypeLoaders, table: tuple[str, str] = ("", "")
+    ) -> None:
+        self.table = table
         self.names = tuple(c.name for c in columns)
         self.loads = tuple(types.get(c.type_oid) for c in columns)
 
