@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from pgkeel import cdc
 
@@ -30,23 +31,31 @@ def writer(source: str, seed: int, txs: int) -> None:
                     key = rng.randrange(KEYS)
                     op = rng.random()
                     if op < 0.5:
+                        # One statement per operation on purpose: a random workload.
                         if table == "a":
-                            conn.execute(
+                            conn.execute(  # noqa: PGK005
                                 "INSERT INTO a VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE "
                                 "SET v = excluded.v, n = excluded.n",
                                 (key, f"v{rng.random()}\t'é", rng.randrange(10**9)),
                             )
                         else:
-                            conn.execute(
+                            conn.execute(  # noqa: PGK005
                                 "INSERT INTO b VALUES (%s, %s, now()) ON CONFLICT (id) DO UPDATE "
                                 "SET doc = excluded.doc, at = excluded.at",
                                 (key, psycopg.types.json.Jsonb({"r": rng.random()})),
                             )
                     elif op < 0.8:
-                        column = "n = n + 1" if table == "a" else "doc = doc || '{\"u\": 1}'"
-                        conn.execute(f"UPDATE {table} SET {column} WHERE id = %s", (key,))  # type: ignore[arg-type]
+                        if table == "a":
+                            conn.execute("UPDATE a SET n = n + 1 WHERE id = %s", (key,))
+                        else:
+                            conn.execute(
+                                """UPDATE b SET doc = doc || '{"u": 1}' WHERE id = %s""", (key,)
+                            )
                     else:
-                        conn.execute(f"DELETE FROM {table} WHERE id = %s", (key,))  # type: ignore[arg-type]
+                        query = sql.SQL("DELETE FROM {} WHERE id = %s").format(
+                            sql.Identifier(table)
+                        )
+                        conn.execute(query, (key,))
         conn.execute("INSERT INTO a VALUES (-1, 'end', 0)")
         conn.commit()
 
@@ -55,7 +64,8 @@ def apply(sink: psycopg.Connection[Any], change: cdc.Change) -> None:
     table = change.table[1]
     if change.op == "delete":
         assert change.old is not None
-        sink.execute(f"DELETE FROM {table} WHERE id = %s", (change.old["id"],))  # type: ignore[arg-type]
+        query = sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table))
+        sink.execute(query, (change.old["id"],))
         return
     assert change.new is not None
     row = change.new
@@ -83,7 +93,7 @@ def consumer(source: str, sink_url: str) -> None:
             with sink.transaction():
                 # The deduplication the README shows: one row per applied commit_lsn, written in
                 # the same sink transaction as the changes.
-                fresh = sink.execute(
+                fresh = sink.execute(  # noqa: PGK005 - one row per transaction, by design
                     "INSERT INTO applied VALUES (%s::pg_lsn, '0/0') "
                     "ON CONFLICT DO NOTHING RETURNING 1",
                     (cdc.format_lsn(tx.commit_lsn),),

@@ -98,11 +98,7 @@ def test_types_round_trip(cdc_url: str, admin: psycopg.Connection[Any]) -> None:
         pgkeel.Database(cdc_url, min_size=1, max_size=2) as db,
         cdc.changes(db, slot="rt", publication="p", create=True, tables=["t"]) as stream,
     ):
-        cols = list(ROWS[0])
-        placeholders = ", ".join(f"%({c})s" for c in cols)
-        with db.transaction() as tx:
-            for row in ROWS:
-                tx.execute(f"INSERT INTO t ({', '.join(cols)}) VALUES ({placeholders})", row)  # type: ignore[call-overload]
+        db.copy_in("t", ROWS)
         db.execute("UPDATE t SET txt = 'changed', feeling = 'sad' WHERE id = 1")
         db.execute("DELETE FROM t WHERE id = 2")
         expected = db.fetch_all("SELECT * FROM t ORDER BY id")
@@ -147,8 +143,8 @@ def test_ack_resume_and_redelivery(cdc_url: str, admin: psycopg.Connection[Any])
     admin.execute("CREATE TABLE t (id int PRIMARY KEY)")
     with cdc.changes(cdc_url, slot="s", publication="p", create=True, tables=["t"]) as stream:
         before = confirmed(admin, "s")
-        for i in range(3):
-            admin.execute("INSERT INTO t VALUES (%s)", (i,))
+        for i in range(3):  # three transactions
+            admin.execute("INSERT INTO t VALUES (%s)", (i,))  # noqa: PGK005
         (tx0, _), (tx1, _), (tx2, _) = take(stream, 3)
         stream.ack(tx0)
         with pytest.raises(TypeError):
