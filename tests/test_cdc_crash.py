@@ -93,7 +93,8 @@ def test_sigkilled_consumer_loses_nothing(cdc_url: str, sink_url: str) -> None:
             pass
         wait_inactive(src)
         writer = spawn("writer", cdc_url, str(seed), str(TXS))
-        targets = sorted(rng.sample(range(1, TXS), KILLS))
+        # Kill points before the end (empty transactions are not sent: fewer than TXS arrive).
+        targets = sorted(rng.sample(range(1, TXS - 50), KILLS))
         applied = "SELECT count(*) FROM applied"
         checks: list[tuple[int, int]] = []
         try:
