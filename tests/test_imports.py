@@ -43,6 +43,7 @@ def _loaded_after(code: str) -> set[str]:
     [
         "import pgkeel",
         "import pgkeel.bulk",
+        "import pgkeel.cdc",
         "import pgkeel.config",
         "import pgkeel.embedded",
         "import pgkeel.migrate",

@@ -103,3 +103,17 @@ class BadValueError(NotStorableError, RowError):
 
 class StreamIdleTimeoutError(Error):
     """The server ended a stream's session: the caller paused too long between two batches."""
+
+
+class CdcError(Error):
+    """Change data capture cannot go on as asked (``pgkeel.cdc``)."""
+
+
+class CdcSetupError(CdcError):
+    """What streaming changes needs is missing (wal_level, REPLICATION, a publication, a replica
+    identity, a valid name): found before streaming starts; the message names the fix."""
+
+
+class SlotLostError(CdcError):
+    """A replication slot pgkeel created no longer exists: changes may have been lost, so it is
+    never silently re-created."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from pgkeel import __version__
+from pgkeel.cli.cdc import cdc as cdc_group
 from pgkeel.cli.check import check as check_command
 from pgkeel.cli.copy import copy as copy_group
 from pgkeel.cli.db import db as db_group
@@ -35,3 +36,4 @@ main.add_command(db_group)
 main.add_command(copy_group)
 main.add_command(migrate_group)
 main.add_command(check_command)
+main.add_command(cdc_group)
