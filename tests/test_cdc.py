@@ -397,3 +397,16 @@ def test_readme_cdc_example_runs(cdc_url: str, monkeypatch: pytest.MonkeyPatch) 
         ("insert", table, {"id": 1, "name": "kettle", "price": Decimal("24.90")}, None),
         ("update", table, {"id": 1, "name": "kettle", "price": Decimal("19.90")}, None),
     ]
+
+
+def test_database_changes_method(cdc_url: str, admin: psycopg.Connection[Any]) -> None:
+    """db.changes(...) is pgkeel.cdc.changes on the Database's own settings."""
+    admin.execute("CREATE TABLE t (id int PRIMARY KEY, doc jsonb)")
+    with (
+        pgkeel.Database(cdc_url, min_size=1, max_size=2) as db,
+        db.changes(slot="m", publication="p", create=True, tables=["t"]) as stream,
+    ):
+        db.execute("INSERT INTO t VALUES (1, %s)", [{"a": [1, 2]}])
+        ((tx, rows),) = take(stream, 1)
+        assert [c.new for c in rows] == [{"id": 1, "doc": {"a": [1, 2]}}]
+        stream.ack(tx)

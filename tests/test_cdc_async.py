@@ -58,3 +58,22 @@ def test_async_transactions_ack_and_resume(cdc_url: str, admin: psycopg.Connecti
         return []
 
     assert asyncio.run(rest()) == [{"id": 0, "doc": None}]
+
+
+def test_async_database_changes_method(cdc_url: str, admin: psycopg.Connection[Any]) -> None:
+    """AsyncDatabase.changes(...) gives the asyncio stream on the Database's own settings."""
+    admin.execute("CREATE TABLE t (id int PRIMARY KEY)")
+
+    async def main() -> list[Any]:
+        async with (
+            pgkeel.AsyncDatabase(cdc_url, min_size=1, max_size=2) as db,
+            db.changes(slot="am", publication="p", create=True, tables=["t"]) as stream,
+        ):
+            await db.execute("INSERT INTO t VALUES (7)")
+            async for tx in stream.transactions():
+                rows = [c.new async for c in tx]
+                stream.ack(tx)
+                return rows
+        return []
+
+    assert asyncio.run(main()) == [{"id": 7}]

@@ -63,6 +63,7 @@ def async_sources(pkg: Path = PKG) -> dict[Path, Path]:
 RENAMES = {
     "AbstractAsyncContextManager": "AbstractContextManager",
     "AsyncBulkMethods": "BulkMethods",
+    "AsyncChanges": "Changes",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncCopy": "Copy",

@@ -14,10 +14,10 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -43,6 +43,9 @@ from pgkeel.pool._reset import SessionBaseline
 from pgkeel.pool._sizing import SIZE_QUERY
 from pgkeel.query import QueryMethods
 from pgkeel.transaction import Isolation, Transaction, begin
+
+if TYPE_CHECKING:
+    from pgkeel.cdc import Changes
 
 __all__ = ["Database"]
 
@@ -369,6 +372,31 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
                 self._counters.retry()
                 time.sleep(backoff(attempt))
                 attempt += 1
+
+    # --- change data capture -----------------------------------------------------------------
+
+    def changes(
+        self,
+        *,
+        slot: str,
+        publication: str,
+        create: bool = False,
+        tables: Sequence[str] | None = None,
+        status_interval: float = 10.0,
+    ) -> Changes:
+        """The committed changes of ``publication`` through replication slot ``slot``, on this
+        Database's connection settings (``pgkeel[cdc]``): see :mod:`pgkeel.cdc`. Use it as a
+        context manager; ``ack()`` a transaction once its changes are safe."""
+        from pgkeel.cdc import changes as stream
+
+        return stream(
+            self,
+            slot=slot,
+            publication=publication,
+            create=create,
+            tables=tables,
+            status_interval=status_interval,
+        )
 
     # --- observability ---------------------------------------------------------------------
 

@@ -13,10 +13,10 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -42,6 +42,9 @@ from pgkeel.pool._reset import SessionBaseline
 from pgkeel.pool._sizing import SIZE_QUERY
 from pgkeel.query_async import AsyncQueryMethods
 from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
+
+if TYPE_CHECKING:
+    from pgkeel.cdc import AsyncChanges
 
 __all__ = ["AsyncDatabase"]
 
@@ -381,6 +384,33 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
                 self._counters.retry()
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
+
+    # --- change data capture -----------------------------------------------------------------
+
+    def changes(
+        self,
+        *,
+        slot: str,
+        publication: str,
+        create: bool = False,
+        tables: Sequence[str] | None = None,
+        status_interval: float = 10.0,
+    ) -> AsyncChanges:
+        """The committed changes of ``publication`` through replication slot ``slot``, on this
+        Database's connection settings (``pgkeel[cdc]``): see :mod:`pgkeel.cdc`. Use it as a
+        context manager; ``ack()`` a transaction once its changes are safe."""
+        if True:  # ASYNC
+            from pgkeel.cdc import AsyncChanges as stream
+        else:
+            from pgkeel.cdc import changes as stream
+        return stream(
+            self,
+            slot=slot,
+            publication=publication,
+            create=create,
+            tables=tables,
+            status_interval=status_interval,
+        )
 
     # --- observability ---------------------------------------------------------------------
 
