@@ -19,21 +19,12 @@ from uuid import UUID
 import click
 import psycopg
 
-from pgkeel import embedded
+from pgkeel.cli._options import url_option
 from pgkeel.errors import Error
 
 __all__ = ["cdc"]
 
 EXIT_INTERRUPTED = 130
-
-_url_option = click.option(
-    "--url",
-    envvar="DATABASE_URL",
-    default=None,
-    callback=lambda ctx, param, value: value or embedded.dev_url(),
-    help="Database URL (default: $DATABASE_URL, else libpq's PG* variables when one names a "
-    "server, else the running `pgkeel db` development cluster).",
-)
 
 
 def _json_default(value: Any) -> Any:
@@ -81,7 +72,7 @@ def cdc() -> None:
 
 
 @cdc.command()
-@_url_option
+@url_option
 @click.option("--slot", required=True, help="Replication slot name.")
 @click.option("--publication", required=True, help="Publication name.")
 @click.option(
@@ -145,7 +136,7 @@ def tail(
 
 
 @cdc.command()
-@_url_option
+@url_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def slots(url: str, as_json: bool) -> None:
     """List logical replication slots with retained WAL and lag (bytes and seconds)."""
@@ -184,7 +175,7 @@ def _size(n: int | None) -> str:
 
 
 @cdc.command()
-@_url_option
+@url_option
 @click.argument("slot")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def drop(url: str, slot: str, yes: bool) -> None:

@@ -23,8 +23,8 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 import click
 import psycopg
 
-from pgkeel import embedded
 from pgkeel.bulk._base import parse_header
+from pgkeel.cli._options import url_option
 from pgkeel.database import Database
 from pgkeel.errors import Error
 
@@ -39,16 +39,6 @@ STDIO = "-"
 # A header line longer than this is not a header (a binary file, a CSV without one).
 MAX_HEADER_BYTES = 1 << 20
 
-_url_option = click.option(
-    "--url",
-    envvar="DATABASE_URL",
-    default=None,
-    # No --url nor $DATABASE_URL: the one rule of pgkeel.embedded.dev_url (PG* variables, else
-    # the running `pgkeel db` development cluster found from the current directory).
-    callback=lambda ctx, param, value: value or embedded.dev_url(),
-    help="Database URL (default: $DATABASE_URL, else libpq's PG* variables when one names a "
-    "server, else the running `pgkeel db` development cluster).",
-)
 _json_option = click.option(
     "--json",
     "as_json",
@@ -281,7 +271,7 @@ def _draw_progress(as_json: bool) -> bool:
 @click.argument(
     "file", type=click.Path(exists=True, allow_dash=True, dir_okay=False, path_type=Path)
 )
-@_url_option
+@url_option
 @click.option("--delimiter", default=",", show_default=True, help="Field delimiter.")
 @click.option(
     "--header/--no-header", default=True, show_default=True, help="First line names columns."
@@ -349,7 +339,7 @@ def copy_in(
 @copy.command("out")
 @click.argument("source")
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
-@_url_option
+@url_option
 @click.option(
     "--format",
     "fmt",
