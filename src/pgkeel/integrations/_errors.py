@@ -6,6 +6,7 @@ one, and never carries the SQL, the parameters or the connection's details (host
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ import psycopg.errors as pg_errors
 from psycopg_pool import PoolTimeout
 
 from pgkeel.errors import BadValueError, CommitOutcomeUnknownError, NotStorableError
+
+logger = logging.getLogger("pgkeel.integrations")
 
 #: Seconds a client is asked to wait before retrying after a 503.
 RETRY_AFTER = 1
@@ -42,6 +45,19 @@ def _body(error: str, message: str, constraint: str | None = None) -> dict[str, 
     if constraint:
         body["constraint"] = constraint
     return body
+
+
+def unmapped(exc: BaseException, method: str, route: str) -> HttpError:
+    """The 500 answer for a database error :func:`map_error` does not map, logged by class and
+    SQLSTATE only (its message may quote the row's values)."""
+    logger.error(
+        "unmapped database error %s (SQLSTATE %s) on %s %s",
+        type(exc).__name__,
+        getattr(exc, "sqlstate", None),
+        method,
+        route,
+    )
+    return HttpError(500, _body("internal", "internal server error"))
 
 
 def map_error(exc: BaseException) -> HttpError | None:

@@ -21,7 +21,6 @@ through ``request.app``, so they can be imported at module level (and work under
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -33,13 +32,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgkeel.database_async import AsyncDatabase
-from pgkeel.integrations._errors import HANDLED, map_error
+from pgkeel.integrations._errors import HANDLED, map_error, unmapped
 from pgkeel.integrations._metrics import UNMATCHED, Metrics
 from pgkeel.transaction_async import AsyncTransaction
 
 __all__ = ["DatabaseDep", "Pgkeel", "TransactionDep"]
 
-logger = logging.getLogger("pgkeel.integrations")
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 
@@ -134,17 +132,8 @@ class Pgkeel:
     async def _handle(self, request: Request, exc: Exception) -> Response:
         answer = map_error(exc)
         if answer is None:
-            # Class and SQLSTATE only: the message may quote the row's values.
-            logger.error(
-                "unmapped database error %s (SQLSTATE %s) on %s %s",
-                type(exc).__name__,
-                getattr(exc, "sqlstate", None),
-                request.method,
-                _route(request.scope),
-            )
-            return JSONResponse(
-                {"error": "internal", "message": "internal server error"}, status_code=500
-            )
+            answer = unmapped(exc, request.method, _route(request.scope))
+            return JSONResponse(answer.body, status_code=answer.status)
         self.metrics.db_errors.labels(str(answer.status)).inc()
         return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 

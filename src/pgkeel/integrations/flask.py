@@ -20,7 +20,6 @@ closed at interpreter exit, never on app-context teardown, which runs after ever
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import threading
 import time
@@ -30,12 +29,10 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pgkeel.database import Database
-from pgkeel.integrations._errors import HANDLED, map_error
+from pgkeel.integrations._errors import HANDLED, map_error, unmapped
 from pgkeel.integrations._metrics import UNMATCHED, Metrics
 
 __all__ = ["Pgkeel"]
-
-logger = logging.getLogger("pgkeel.integrations")
 
 
 class Pgkeel:
@@ -99,15 +96,8 @@ class Pgkeel:
     def _handle(self, exc: Exception) -> tuple[Response, int, dict[str, str]]:
         answer = map_error(exc)
         if answer is None:
-            logger.error(
-                "unmapped database error %s (SQLSTATE %s) on %s %s",
-                type(exc).__name__,
-                getattr(exc, "sqlstate", None),
-                request.method,
-                _rule(),
-            )
-            body = {"error": "internal", "message": "internal server error"}
-            return jsonify(body), 500, {}
+            answer = unmapped(exc, request.method, _rule())
+            return jsonify(answer.body), answer.status, {}
         self.metrics.db_errors.labels(str(answer.status)).inc()
         return jsonify(answer.body), answer.status, answer.headers
 
