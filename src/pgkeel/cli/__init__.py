@@ -2,7 +2,7 @@
 
 ``main`` is the click group behind the ``pgkeel`` console script and ``python -m pgkeel``; each
 command group lives in its own module (``db`` for the development server, ``copy`` for CSV in and
-out, ``migrate`` for migrations, ``check`` for the static checker, ``doctor`` for the deployment audit) and is registered here. A
+out, ``migrate`` for migrations, ``check`` for the static checker) and is registered here. A
 group's module imports only what building its commands needs, so ``pgkeel --help`` stays quick
 and never loads an optional extra (pglast is imported only when a migration is split or linted).
 """

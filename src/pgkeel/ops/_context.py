@@ -60,16 +60,14 @@ class Context:
             r["name"]: (r["setting"], r["unit"], r["source"]) for r in self.rows(SETTINGS_QUERY)
         }
 
-    def rows(
-        self, query: LiteralString | sql.Composable, params: Any = None
-    ) -> list[dict[str, Any]]:
+    def rows(self, query: LiteralString | sql.Composed, params: Any = None) -> list[dict[str, Any]]:
         cur = self.conn.cursor(row_factory=dict_row)
         # Never prepared: behind PgBouncer in transaction mode a prepared statement may not find
         # its server, and each query runs once anyway.
         cur.execute(query, params, prepare=False)
         return cur.fetchall()
 
-    def one(self, query: LiteralString | sql.Composable, params: Any = None) -> dict[str, Any]:
+    def one(self, query: LiteralString | sql.Composed, params: Any = None) -> dict[str, Any]:
         rows = self.rows(query, params)
         if not rows:
             raise AssertionError(f"no row from {query!r}")

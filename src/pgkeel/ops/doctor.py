@@ -72,7 +72,7 @@ def doctor(
     try:
         ctx = Context(conn=conn, config=config, options=opts, params=_params(conn))
         # Before any SET LOCAL of ours: the settings as a fresh session of this role gets them.
-        with conn.transaction():
+        with conn.transaction(force_rollback=True):
             conn.execute("SET TRANSACTION READ ONLY", prepare=False)
             ctx.load()
         findings = []
@@ -105,7 +105,10 @@ def _params(conn: psycopg.Connection[Any]) -> dict[str, str]:
 
 
 def _in_transaction(ctx: Context, fn: Any) -> Any:
-    with ctx.conn.transaction():
+    """Run ``fn`` in a READ ONLY transaction (a savepoint inside the caller's), bounded by a
+    short statement_timeout and lock_timeout, and roll it back: nothing of it stays, not even
+    the SET LOCALs in a caller's transaction."""
+    with ctx.conn.transaction(force_rollback=True):
         ctx.conn.execute("SET TRANSACTION READ ONLY", prepare=False)
         ms = str(int(ctx.options.query_timeout * 1000))
         ctx.conn.execute(
