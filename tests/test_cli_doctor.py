@@ -56,7 +56,7 @@ def test_text_report(pg_url: str) -> None:
         assert any(line.split()[1:2] == [check] for line in lines if line.startswith("  ")), check
     assert "connection" in lines
     assert "schema" in lines
-    assert any(line.strip().startswith("fix: ALTER ROLE") for line in lines)
+    assert any(line.strip().startswith("fix: ALTER DATABASE") for line in lines)
     assert lines[-1].endswith("skipped")
     password = str(conninfo_to_dict(pg_url)["password"])
     assert password not in result.output

@@ -101,7 +101,8 @@ def test_timeouts() -> None:
         "shop",
     )
     assert off.status == "warn"
-    assert "ALTER ROLE app IN DATABASE shop SET statement_timeout = '30s'" in (off.fix or "")
+    assert "ALTER DATABASE shop SET statement_timeout = '30s'" in (off.fix or "")
+    assert "ALTER ROLE app IN DATABASE shop" in (off.fix or "")
     assert "lock_timeout" not in (off.fix or "")
     ok = timeout_verdict("timeouts", [("statement_timeout", "30000", "user")], "app", "shop")
     assert ok.status == "ok"

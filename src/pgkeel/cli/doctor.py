@@ -6,6 +6,7 @@ when the server cannot be reached, since nothing could be checked.
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import click
@@ -118,8 +119,18 @@ def doctor(
     if as_json:
         click.echo(ops.render_json(findings))
     else:
-        from pgkeel.config import redact
-
-        header = f"pgkeel doctor: {redact(url or '') or '(libpq defaults)'}"
-        click.echo(ops.render_text(findings, header, click.style))
+        header = f"pgkeel doctor: {_where(url)}"
+        width = min(max(shutil.get_terminal_size((100, 24)).columns, 80), 160)
+        click.echo(ops.render_text(findings, header, click.style, width))
     sys.exit(ops.exit_code(findings, "fail" if fail_on == "fail" else "warn"))
+
+
+def _where(url: str | None) -> str:
+    """user@host:port/dbname of the URL (never its password)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url or "")
+    host = params.get("host") or "(libpq default host)"
+    user = f"{params['user']}@" if params.get("user") else ""
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"{user}{host}{port}/{params.get('dbname') or ''}"

@@ -3,6 +3,7 @@ and the exit code."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -36,11 +37,13 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def render_text(findings: Sequence[Finding], header: str, style: Any = None) -> str:
-    """The report; ``style`` is ``click.style`` (or None for no color)."""
+def render_text(
+    findings: Sequence[Finding], header: str, style: Any = None, width: int = 100
+) -> str:
+    """The report, wrapped to ``width`` columns; ``style`` is ``click.style`` (or None)."""
     lines = [header]
     group = None
-    width = max((len(f.check) for f in findings), default=10)
+    name_width = max((len(f.check) for f in findings), default=10)
     for f in findings:
         if f.group != group:
             group = f.group
@@ -49,10 +52,20 @@ def render_text(findings: Sequence[Finding], header: str, style: Any = None) -> 
         status = f"{f.status:<7}"
         if style is not None:
             status = style(status, fg=_COLORS[f.status], bold=f.status == "fail")
-        lines.append(f"  {status} {f.check:<{width}}  {f.summary}")
-        pad = " " * (2 + 8 + width + 2)
+        pad = " " * (2 + 8 + name_width + 2)
+        text = textwrap.wrap(f.summary, max(width - len(pad), 30), break_on_hyphens=False) or [""]
+        lines.append(f"  {status} {f.check:<{name_width}}  {text[0]}")
+        lines.extend(pad + line for line in text[1:])
         if f.fix and f.status in ("warn", "fail", "skipped"):
-            lines.append(f"{pad}fix: {f.fix}")
+            lines.extend(
+                textwrap.wrap(
+                    f"fix: {f.fix}",
+                    width,
+                    initial_indent=pad,
+                    subsequent_indent=pad + "     ",
+                    break_on_hyphens=False,
+                )
+            )
         if f.check == "top_queries":
             for i, q in enumerate(f.details, 1):
                 lines.append(

@@ -134,18 +134,18 @@ def timeout_verdict(
     fresh session of this role in this database gets it (before any client sets its own)."""
     off = [(n, src) for n, value, src in settings if n in TIMEOUTS and value in ("0", "")]
     details = [{"setting": n, "value": v, "source": src} for n, v, src in settings]
-    shown = ", ".join(f"{n}={_ms(v)} ({src})" for n, v, src in settings)
     if not off:
+        shown = ", ".join(f"{n}={_ms(v)} ({src})" for n, v, src in settings)
         return Finding(check, "ok", f"server defaults: {shown}", None, details)
-    fix = "; ".join(
-        f"ALTER ROLE {role} IN DATABASE {database} SET {n} = '{TIMEOUTS[n]}'" for n, _ in off
-    )
+    sources = sorted({src for _, src in off})
+    fix = "; ".join(f"ALTER DATABASE {database} SET {n} = '{TIMEOUTS[n]}'" for n, _ in off)
     return Finding(
         check,
         "warn",
-        f"no limit (0) by default for {', '.join(n for n, _ in off)}: pgkeel sets its own, but "
-        f"psql, cron jobs and other clients do not ({shown})",
-        f"{fix} (or ALTER DATABASE / postgresql.conf)",
+        f"{', '.join(n for n, _ in off)} = 0 (no limit) for a fresh session of {role} "
+        f"(from: {', '.join(sources)}): pgkeel sets its own, but psql, cron jobs and other "
+        "clients do not",
+        f"{fix} (or per role: ALTER ROLE {role} IN DATABASE {database} SET ...)",
         details,
     )
 
