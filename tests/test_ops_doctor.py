@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pgkeel.ops import DoctorOptions, Finding, doctor
 from pgkeel.testing.plugin import PgServer
 
-pytest_plugins = ["fix_cdc"]
+pytest_plugins = ["fix_cdc", "fix_standby"]
 
 
 def run(url: str, name: str, **options: Any) -> Finding:
@@ -549,3 +549,57 @@ def test_unreachable_server_raises_without_the_password() -> None:
     with pytest.raises(psycopg.OperationalError) as info:
         doctor(url)
     assert "s3cret-pw" not in str(info.value)
+
+
+# --- a primary with a hot standby -----------------------------------------------------------
+
+
+def _replayed(standby: psycopg.Connection[Any], lsn: str) -> None:
+    _wait_for(standby, "SELECT 1 WHERE pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn])
+
+
+@pytest.mark.slow
+def test_hot_standby_runs_every_check_read_only(standby_pair: Any) -> None:
+    """On a hot standby, which refuses any write, every check runs; each side sees the other
+    (the standby says it is one, the primary lists it as streaming)."""
+    findings = {f.check: f for f in doctor(standby_pair.standby)}
+    assert not [f for f in findings.values() if "the check failed" in f.summary], findings
+    assert findings["replication_lag"].status == "ok"
+    assert findings["replication_lag"].summary.startswith("a standby")
+    assert "a standby: the primary's scans are not counted" in findings["unused_indexes"].summary
+    [primary] = doctor(standby_pair.primary, select=["replication_lag"])
+    assert primary.status == "ok"
+    assert primary.summary.startswith("1 standbys:")
+    assert primary.details[0]["state"] == "streaming"
+
+
+@pytest.mark.slow
+def test_standby_with_paused_replay_lags(standby_pair: Any) -> None:
+    """With replay paused on the standby while the primary writes, the standby reports its
+    replay lag and the primary reports the standby behind."""
+    with (
+        psycopg.connect(standby_pair.primary, autocommit=True) as primary,
+        psycopg.connect(standby_pair.standby, autocommit=True) as standby,
+    ):
+        primary.execute("CREATE TABLE IF NOT EXISTS lagging (pad text)")
+        row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        _replayed(standby, row[0])
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            time.sleep(1.5)
+            primary.execute(
+                "INSERT INTO lagging SELECT repeat('x', 1000) FROM generate_series(1, 2000)"
+            )
+            row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            assert row is not None
+            _wait_for(standby, "SELECT 1 WHERE pg_last_wal_receive_lsn() >= %s::pg_lsn", [row[0]])
+            lag = run(standby_pair.standby, "replication_lag", lag_seconds=1)
+            assert lag.status == "warn"
+            assert "received but not replayed" in lag.summary
+            assert run(standby_pair.standby, "replication_lag").status == "ok"  # under 60 s
+            behind = run(standby_pair.primary, "replication_lag", slot_wal_bytes=100_000)
+            assert behind.status == "warn"
+            assert behind.details[0]["behind"] > 100_000
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")

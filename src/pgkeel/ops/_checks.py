@@ -914,7 +914,7 @@ def check_replication_lag(ctx: Context) -> Finding:
         lag, behind = row["lag_s"], row["replay_behind"] or 0
         if lag is None:
             return Finding("replication_lag", "ok", "a standby that has replayed nothing yet")
-        if behind > 0 and lag > 60:
+        if behind > 0 and lag > ctx.options.lag_seconds:
             return Finding(
                 "replication_lag",
                 "warn",
@@ -940,7 +940,7 @@ def check_replication_lag(ctx: Context) -> Finding:
             + MONITOR_GRANT.format(role=ctx.role)
         )
     late = [
-        r for r in rows if (r["lag_s"] or 0) > 60 or (r["behind"] or 0) > ctx.options.slot_wal_bytes
+        r for r in rows if (r["lag_s"] or 0) > ctx.options.lag_seconds or (r["behind"] or 0) > ctx.options.slot_wal_bytes
     ]
     text = names(
         f"{r['standby'] or r['client']} ({r['state']}, {human_bytes(r['behind'] or 0)} behind, "

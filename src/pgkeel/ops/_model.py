@@ -69,8 +69,11 @@ class DoctorOptions:
     idle_threshold: float = 60.0
     #: Seconds a query may run before it is reported.
     long_query: float = 300.0
-    #: Bytes of WAL a replication slot may retain before it is a failure.
+    #: Bytes of WAL a replication slot may retain before it is a failure (and a standby may be
+    #: behind before it is reported).
     slot_wal_bytes: int = 1 << 30
+    #: Seconds a standby may replay behind before it is reported.
+    lag_seconds: float = 60.0
     #: Fraction of its maximum a sequence may reach before it is a warning (failure at 0.98).
     sequence_ratio: float = 0.9
     #: Dead-tuple ratio (of live + dead) above which a table with ``dead_min`` dead rows is
@@ -95,7 +98,7 @@ class DoctorOptions:
             or self.pool_size < 1
         ):
             raise ValueError(f"pool_size must be a whole number >= 1, got {self.pool_size!r}")
-        for name in ("idle_threshold", "long_query", "query_timeout"):
+        for name in ("idle_threshold", "long_query", "query_timeout", "lag_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
