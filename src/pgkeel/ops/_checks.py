@@ -940,7 +940,10 @@ def check_replication_lag(ctx: Context) -> Finding:
             + MONITOR_GRANT.format(role=ctx.role)
         )
     late = [
-        r for r in rows if (r["lag_s"] or 0) > ctx.options.lag_seconds or (r["behind"] or 0) > ctx.options.slot_wal_bytes
+        r
+        for r in rows
+        if (r["lag_s"] or 0) > ctx.options.lag_seconds
+        or (r["behind"] or 0) > ctx.options.slot_wal_bytes
     ]
     text = names(
         f"{r['standby'] or r['client']} ({r['state']}, {human_bytes(r['behind'] or 0)} behind, "
