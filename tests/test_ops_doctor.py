@@ -155,6 +155,19 @@ def test_never_vacuumed_or_analyzed(pg_url: str, db: psycopg.Connection[Any]) ->
     assert run(pg_url, "vacuum_analyze").status == "ok"
 
 
+def test_constraint_added_not_valid(pg_url: str, db: psycopg.Connection[Any]) -> None:
+    """A CHECK added NOT VALID warns until it is validated."""
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, x int)")
+    db.execute("ALTER TABLE t ADD CONSTRAINT t_x_positive CHECK (x > 0)")
+    assert run(pg_url, "invalid_constraints").status == "ok"
+    db.execute("ALTER TABLE t ADD CONSTRAINT t_x_small CHECK (x < 100) NOT VALID")
+    finding = run(pg_url, "invalid_constraints")
+    assert finding.status == "warn"
+    assert [(d["constraint"], d["kind"]) for d in finding.details] == [("t_x_small", "check")]
+    db.execute("ALTER TABLE t VALIDATE CONSTRAINT t_x_small")
+    assert run(pg_url, "invalid_constraints").status == "ok"
+
+
 def test_wraparound_age(pg_url: str) -> None:
     """Every database's xid and multixact ages are read; a young cluster is far from the limit.
     (The warn/fail cases would need a billion transactions: see test_ops_verdicts.)"""
@@ -359,7 +372,10 @@ def test_client_defaults(pg_url: str) -> None:
 def test_auth_reports_md5_roles(pg_server: PgServer, pg_url: str) -> None:
     """A role with an md5 password hash warns (read by a superuser); scram ones do not."""
     admin = pg_server.admin()
-    assert run(pg_url, "auth").status == "ok"
+    ok = run(pg_url, "auth")
+    assert ok.status == "ok"
+    if pg_server.version_num >= 160000:  # SYSTEM_USER names the method this session used
+        assert ok.summary.startswith("method scram-sha-256")
     admin.execute("SET password_encryption = 'md5'")
     admin.execute("CREATE ROLE doctor_md5 PASSWORD 'not-a-real-secret'")
     admin.execute("RESET password_encryption")
@@ -418,6 +434,33 @@ def test_inactive_slot_retaining_wal(cdc_url: str, admin: psycopg.Connection[Any
     assert failed.status == "fail"
     assert "retains" in failed.summary
     assert "pg_drop_replication_slot" in (failed.fix or "")
+
+
+@pytest.mark.slow
+def test_failing_wal_archive() -> None:
+    """A server whose archive_command fails is a failure naming the WAL file; archive_mode
+    off (the test server) is ok."""
+    from pgkeel import embedded
+
+    settings = {"archive_mode": "on", "archive_command": "false", "archive_timeout": "0"}
+    with embedded.start(settings=settings) as server:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE t AS SELECT 1 AS x")
+            conn.execute("SELECT pg_switch_wal()")
+            _wait_for(conn, "SELECT 1 FROM pg_stat_archiver WHERE failed_count > 0", None)
+        finding = run(server.url, "archiving")
+        assert finding.status == "fail"
+        assert "the last attempt failed" in finding.summary
+        assert finding.details[0]["last_failed_wal"] in finding.summary
+
+
+def test_archive_mode_off(pg_url: str) -> None:
+    """Without archiving there is nothing to fail."""
+    finding = run(pg_url, "archiving")
+    assert (finding.status, finding.summary) == (
+        "ok",
+        "archive_mode = off (no WAL archive to check)",
+    )
 
 
 def test_replication_lag_without_standby(pg_url: str) -> None:

@@ -829,6 +829,30 @@ def check_sequences(ctx: Context) -> Finding:
     return sequence_verdict("sequences", seqs, ctx.options.sequence_ratio, hidden)
 
 
+@check("schema", "constraints added NOT VALID and never validated")
+def check_invalid_constraints(ctx: Context) -> Finding:
+    rows = ctx.rows(
+        f"""SELECT k.conname AS constraint, k.conrelid::regclass::text AS "table",
+                  CASE k.contype WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check'
+                       ELSE k.contype::text END AS kind
+           FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+           WHERE NOT k.convalidated AND k.conrelid <> 0 AND {_SYSTEM}
+           ORDER BY 2, 1"""  # noqa: S608 - constant SQL only
+    )
+    if not rows:
+        return Finding("invalid_constraints", "ok", "every constraint is validated")
+    return Finding(
+        "invalid_constraints",
+        "warn",
+        f"{len(rows)} constraints were added NOT VALID and never validated: "
+        + names(f"{r['table']}.{r['constraint']} ({r['kind']})" for r in rows)
+        + "; rows older than the constraint may break it",
+        "ALTER TABLE <table> VALIDATE CONSTRAINT <constraint> (takes only a SHARE UPDATE "
+        "EXCLUSIVE lock: reads and writes go on)",
+        rows,
+    )
+
+
 @check("schema", "tables without a primary key")
 def check_no_primary_key(ctx: Context) -> Finding:
     rows = ctx.rows(
@@ -901,6 +925,37 @@ def check_slots(ctx: Context) -> Finding:
         "abandoned; and set max_slot_wal_keep_size so that no slot can fill the disk",
         rows,
     )
+
+
+@check("replication", "WAL archiving is not failing")
+def check_archiving(ctx: Context) -> Finding:
+    mode = ctx.setting("archive_mode")
+    if mode == "off":
+        return Finding("archiving", "ok", "archive_mode = off (no WAL archive to check)")
+    row = ctx.one(
+        """SELECT archived_count, failed_count, last_archived_wal,
+                  last_archived_time::text AS last_archived, last_failed_wal,
+                  last_failed_time::text AS last_failed,
+                  coalesce(last_failed_time > last_archived_time
+                           OR (last_failed_time IS NOT NULL AND last_archived_time IS NULL),
+                           false) AS failing
+           FROM pg_stat_archiver"""
+    )
+    text = (
+        f"archive_mode = {mode}: {row['archived_count']} WAL files archived, "
+        f"{row['failed_count']} failures"
+    )
+    if row["failing"]:
+        return Finding(
+            "archiving",
+            "fail",
+            f"{text}; the last attempt failed ({row['last_failed_wal']} at "
+            f"{row['last_failed']}): WAL piles up in pg_wal until the disk is full",
+            "read the server log for archive_command's error, fix it (or the archive's "
+            "storage); the server retries by itself",
+            [row],
+        )
+    return Finding("archiving", "ok", text, None, [row])
 
 
 @check("replication", "standby lag")
