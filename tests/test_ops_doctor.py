@@ -430,6 +430,7 @@ def test_inactive_slot_retaining_wal(cdc_url: str, admin: psycopg.Connection[Any
     assert slot["active"] is False
     assert slot["retained"] > 100_000
     assert "doctor_idle is inactive" in finding.summary
+    assert "max_slot_wal_keep_size = -1" in finding.summary
     failed = run(cdc_url, "slots", slot_wal_bytes=50_000)
     assert failed.status == "fail"
     assert "retains" in failed.summary

@@ -915,8 +915,18 @@ def check_slots(ctx: Context) -> Finding:
         if keep == "-1"
         else f"max_slot_wal_keep_size = {keep} MB"
     )
-    if status == "ok":
+    if status == "ok" and keep != "-1":
         return Finding("slots", "ok", f"{len(rows)} slots, all active; {bound}", None, rows)
+    if status == "ok":
+        # All active now, but nothing bounds what one will keep once its consumer stops.
+        return Finding(
+            "slots",
+            "warn",
+            f"{len(rows)} slots, all active; {bound}",
+            "ALTER SYSTEM SET max_slot_wal_keep_size = '<a share of the WAL disk>'; "
+            "SELECT pg_reload_conf()",
+            rows,
+        )
     return Finding(
         "slots",
         status,
