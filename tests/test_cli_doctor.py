@@ -85,7 +85,7 @@ def test_json_schema(pg_url: str) -> None:
 def test_select_and_ignore(pg_url: str) -> None:
     """--select takes checks and groups, --ignore removes them; unknown names are usage errors."""
     data = json.loads(run("--url", pg_url, "--json", "--select", "replication").output)
-    assert [o["check"] for o in data] == ["slots", "replication_lag"]
+    assert [o["check"] for o in data] == ["slots", "archiving", "replication_lag"]
     data = json.loads(
         run("--url", pg_url, "--json", "--select", "schema", "--ignore", "wraparound").output
     )

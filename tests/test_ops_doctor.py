@@ -388,6 +388,14 @@ def test_auth_reports_md5_roles(pg_server: PgServer, pg_url: str) -> None:
         admin.execute("DROP ROLE doctor_md5")
 
 
+def test_server_line(pg_server: PgServer, pg_url: str) -> None:
+    """The server line names the version, role, database and that it is a primary."""
+    finding = run(pg_url, "server")
+    assert finding.details[0]["version_num"] == pg_server.version_num
+    assert f"postgres on {dbname(pg_url)}, a primary, up " in finding.summary
+    assert finding.status == "ok"  # 15 and 16 are supported until 2027 and 2028
+
+
 def test_role_superuser_warns(pg_url: str) -> None:
     """The test server's superuser is reported as such."""
     finding = run(pg_url, "role")

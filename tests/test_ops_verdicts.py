@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -28,6 +29,7 @@ from pgkeel.ops._verdicts import (
     memory_verdict,
     pool_plan,
     sequence_verdict,
+    server_verdict,
     timeout_verdict,
     wraparound_verdict,
 )
@@ -222,7 +224,7 @@ def test_select_checks() -> None:
     assert "timeouts" in names
     assert len(select_checks()) == len(CHECKS)
     assert all(c.group in GROUPS for c in CHECKS.values())
-    with pytest.raises(ValueError, match="unknown check 'nope'; the checks are tls"):
+    with pytest.raises(ValueError, match="unknown check 'nope'; the checks are server, tls"):
         select_checks(["nope"])
 
 
@@ -243,3 +245,15 @@ def test_options_reject_bad_values(kw: dict[str, object], match: str) -> None:
     """Out-of-range and wrongly typed options raise ValueError naming the option."""
     with pytest.raises(ValueError, match=match):
         DoctorOptions(**kw)  # type: ignore[arg-type]
+
+
+def test_server_version_end_of_life() -> None:
+    """A major version past its end of life warns with the date; a supported one is ok."""
+    old = server_verdict("server", 130018, "13.18", dt.date(2026, 12, 7))
+    assert old.status == "warn"
+    assert "no fixes since 2025-11-13" in old.summary
+    ok = server_verdict("server", 150018, "15.18", dt.date(2026, 12, 7))
+    assert ok.status == "ok"
+    assert "supported until 2027-11-11" in ok.summary
+    assert server_verdict("server", 150018, "15.18", dt.date(2027, 11, 11)).status == "warn"
+    assert "unknown" in server_verdict("server", 990000, "99.0", dt.date(2026, 1, 1)).summary

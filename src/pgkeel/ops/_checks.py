@@ -6,6 +6,7 @@ query takes a lock stronger than ACCESS SHARE, and sizes come from ``relpages`` 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import socket
@@ -31,6 +32,7 @@ from pgkeel.ops._verdicts import (
     names,
     pool_plan,
     sequence_verdict,
+    server_verdict,
     timeout_verdict,
     worst,
     wraparound_verdict,
@@ -54,6 +56,27 @@ def check(group: str, title: str) -> Callable[[Callable[[Context], Finding]], Ca
 
 
 # --- connection and client ------------------------------------------------------------------
+
+
+@check("connection", "server version, role, database, primary or standby")
+def check_server(ctx: Context) -> Finding:
+    row = ctx.one(
+        """SELECT current_setting('server_version') AS version,
+                  extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS up_s,
+                  current_date AS today"""
+    )
+    version = str(row["version"]).split()[0]
+    finding = server_verdict("server", ctx.version, version, row["today"])
+    where = (
+        f"; {ctx.role} on {ctx.database}, a {'standby' if ctx.standby else 'primary'}, "
+        f"up {human_seconds(row['up_s'])}"
+    )
+    return dataclasses.replace(
+        finding,
+        summary=finding.summary + where,
+        details=[{"version": version, "version_num": ctx.version, "role": ctx.role,
+                  "database": ctx.database, "standby": ctx.standby, "uptime_s": row["up_s"]}],
+    )  # fmt: skip
 
 
 @check("connection", "TLS in use and its version")

@@ -4,6 +4,7 @@ the checks in :mod:`pgkeel.ops._checks` only read and hand over."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -332,3 +333,31 @@ def memory_verdict(
         "max_connections stays under RAM (raise it per query with SET LOCAL work_mem instead)",
         [detail],
     )
+
+
+#: When each major version stops getting fixes (the PostgreSQL versioning policy: five years).
+END_OF_LIFE: Mapping[int, dt.date] = {
+    12: dt.date(2024, 11, 21),
+    13: dt.date(2025, 11, 13),
+    14: dt.date(2026, 11, 12),
+    15: dt.date(2027, 11, 11),
+    16: dt.date(2028, 11, 9),
+    17: dt.date(2029, 11, 8),
+    18: dt.date(2030, 11, 14),
+}
+
+
+def server_verdict(check: str, version_num: int, version: str, today: dt.date) -> Finding:
+    """The server's major version against the community's end-of-life dates."""
+    major = version_num // 10000
+    end = END_OF_LIFE.get(major)
+    if end is not None and today >= end:
+        return Finding(
+            check,
+            "warn",
+            f"PostgreSQL {version}: major version {major} has had no fixes since {end}",
+            "upgrade to a supported major version (pg_upgrade, or logical replication to a new "
+            "server)",
+        )
+    until = f"supported until {end}" if end else "support dates unknown to this pgkeel"
+    return Finding(check, "ok", f"PostgreSQL {version} ({until})")
