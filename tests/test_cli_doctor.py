@@ -144,3 +144,14 @@ def test_list() -> None:
     assert result.exit_code == 0
     assert len(result.output.splitlines()) == len(CHECKS)
     assert "invalid_indexes" in result.output
+
+
+def test_bad_input_is_a_usage_error() -> None:
+    """A URL of another scheme and out-of-range options exit 2 with what to do, before any
+    connection is tried."""
+    result = run("--url", "mysql://app:pw@db/x")
+    assert result.exit_code == 2
+    assert "postgresql://" in result.output
+    assert run("--url", "postgresql://x/y", "--idle-threshold", "0").exit_code == 2
+    assert run("--url", "postgresql://x/y", "--instances", "-1").exit_code == 2
+    assert run("--url", "postgresql://x/y", "--fail-on", "ok").exit_code == 2
