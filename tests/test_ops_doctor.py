@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pgkeel.ops import DoctorOptions, Finding, doctor
 from pgkeel.testing.plugin import PgServer
 
-pytest_plugins = ["fix_cdc", "fix_standby"]
+pytest_plugins = ["fix_cdc", "fix_pgbouncer", "fix_standby"]
 
 
 def run(url: str, name: str, **options: Any) -> Finding:
@@ -655,3 +655,17 @@ def test_standby_with_paused_replay_lags(standby_pair: Any) -> None:
             assert behind.details[0]["behind"] > 100_000
         finally:
             standby.execute("SELECT pg_wal_replay_resume()")
+
+
+def test_through_pgbouncer_in_transaction_mode(
+    pg_url: str, db: psycopg.Connection[Any], pgbouncer_factory: Any
+) -> None:
+    """Through PgBouncer in transaction mode (which refuses the startup options) every check
+    runs: doctor sends no options at connect, prepares nothing and keeps each check in one
+    transaction."""
+    _provoke(db)
+    url = pgbouncer_factory()(pg_url)
+    findings = {f.check: f for f in doctor(url)}
+    assert not [f for f in findings.values() if "the check failed" in f.summary], findings
+    assert findings["fk_without_index"].status == "warn"
+    assert findings["server"].details[0]["database"] == dbname(pg_url)
