@@ -13,6 +13,8 @@ from pgkeel import embedded
 from pgkeel.embedded import _server
 
 pytest_plugins = ["pytester"]
+# Fixture modules that tests also import helpers from: rewritten before that first import.
+pytest.register_assert_rewrite("fix_cdc")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ dropped afterwards (a slot keeps its database from being dropped), and an admin 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,3 +44,10 @@ def admin(cdc_url: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to the test database."""
     with psycopg.connect(cdc_url, autocommit=True) as conn:
         yield conn
+
+
+def wait_inactive(admin: psycopg.Connection[Any], slot: str) -> None:
+    """Wait until the server released ``slot`` (its walsender exits after the client closed)."""
+    query = "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
+    while admin.execute(query, (slot,)).fetchone() == (True,):
+        time.sleep(0.05)

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 import pgkeel
+from fix_cdc import wait_inactive
 from pgkeel import cdc
 from pgkeel.cdc import UNCHANGED, CdcError, CdcSetupError, SlotLostError
 
@@ -39,13 +40,6 @@ def confirmed(admin: psycopg.Connection[Any], slot: str) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def wait_inactive(admin: psycopg.Connection[Any], slot: str) -> None:
-    """Wait until the server released ``slot`` (its walsender exits after the client closed)."""
-    query = "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
-    while admin.execute(query, (slot,)).fetchone() == (True,):
-        time.sleep(0.05)
 
 
 TYPES_DDL = """
@@ -149,12 +143,14 @@ def test_ack_resume_and_redelivery(cdc_url: str, admin: psycopg.Connection[Any])
         stream.ack(tx0)
         with pytest.raises(TypeError):
             stream.ack("0/0")  # type: ignore[arg-type]
+    wait_inactive(admin, "s")  # the walsender applies the last feedback before it exits
     assert before <= confirmed(admin, "s") == tx0.end_lsn
     with cdc.changes(cdc_url, slot="s", publication="p") as stream:
         (again1, c1), (again2, c2) = take(stream, 2)
         assert (again1.commit_lsn, again2.commit_lsn) == (tx1.commit_lsn, tx2.commit_lsn)
         assert [c1[0].new, c2[0].new] == [{"id": 1}, {"id": 2}]
         stream.ack()  # everything read so far
+    wait_inactive(admin, "s")
     assert confirmed(admin, "s") == tx2.end_lsn
 
 
@@ -168,6 +164,7 @@ def test_ack_before_the_end_is_refused(cdc_url: str, admin: psycopg.Connection[A
         assert first.new == {"id": 1}
         with pytest.raises(CdcError, match="read to its end"):
             stream.ack(tx)
+    wait_inactive(admin, "s")
     assert confirmed(admin, "s") < (tx.commit_lsn + 1)
 
 
