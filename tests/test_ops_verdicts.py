@@ -222,6 +222,7 @@ def test_select_checks() -> None:
     assert "tls" not in names
     assert "sequences" not in names
     assert "timeouts" in names
+    assert [c.name for c in select_checks("tls")] == ["tls"]  # a lone name, not its letters
     assert len(select_checks()) == len(CHECKS)
     assert all(c.group in GROUPS for c in CHECKS.values())
     with pytest.raises(ValueError, match="unknown check 'nope'; the checks are server, tls"):

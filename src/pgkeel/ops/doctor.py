@@ -31,7 +31,9 @@ APPLICATION_NAME = "pgkeel doctor"
 def select_checks(select: Iterable[str] = (), ignore: Iterable[str] = ()) -> list[Check]:
     """The checks to run, in report order: ``select`` (names or groups; all when empty) minus
     ``ignore``. An unknown name raises ``ValueError`` listing the known ones."""
-    select, ignore = list(select), list(ignore)
+    # A lone name is one check, not its letters.
+    select = [select] if isinstance(select, str) else list(select)
+    ignore = [ignore] if isinstance(ignore, str) else list(ignore)
     for name in (*select, *ignore):
         if name not in CHECKS and name not in GROUPS:
             raise ValueError(
