@@ -16,6 +16,7 @@ from pgkeel.cli.cdc import cdc as cdc_group
 from pgkeel.cli.check import check as check_command
 from pgkeel.cli.copy import copy as copy_group
 from pgkeel.cli.db import db as db_group
+from pgkeel.cli.doctor import doctor as doctor_command
 from pgkeel.cli.migrate import migrate as migrate_group
 
 __all__ = ["main"]
@@ -37,3 +38,4 @@ main.add_command(copy_group)
 main.add_command(migrate_group)
 main.add_command(check_command)
 main.add_command(cdc_group)
+main.add_command(doctor_command)
