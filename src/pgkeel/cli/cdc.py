@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -25,6 +28,20 @@ from pgkeel.errors import Error
 __all__ = ["cdc"]
 
 EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends: once a transaction's lines are out, its ack must
+    follow, or a reader who saw them stop the tail would get them again on the next start."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _json_default(value: Any) -> Any:
@@ -123,8 +140,9 @@ def tail(
                                 f"old={json.dumps(record['old'], default=_json_default)}"
                             )
                         out.write(line + "\n")
-                    out.flush()
-                    stream.ack(tx)  # printed and flushed: never printed again
+                    with _sigint_held():
+                        out.flush()
+                        stream.ack(tx)  # printed and flushed: never printed again
                     seen += 1
                     if max_transactions is not None and seen >= max_transactions:
                         break
