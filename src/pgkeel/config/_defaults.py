@@ -88,6 +88,9 @@ class Config:
     #: ``conninfo`` without the settings in ``options``, for when they are sent with ``SET``.
     plain_conninfo: str = dataclasses.field(default="", repr=False)
     name: str | None = None
+    #: Log query-method calls that take at least this many milliseconds at WARNING on
+    #: ``pgkeel.query`` (parameterised text, duration, row count; never parameter values).
+    slow_query_ms: float | None = None
     #: The SSL policy's verdict, for the Database to log (never holds the password).
     ssl_warning: str | None = None
 

@@ -1,0 +1,1 @@
+"""Operations: auditing a deployment, tracing queries, the slow query log."""
