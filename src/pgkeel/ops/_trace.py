@@ -209,7 +209,7 @@ class _Call:
             self._rows = 0 if result is None else 1
         elif rows == "returned":
             self._rows = len(result)
-        elif rows == "affected" and isinstance(result, int):
+        elif rows == "affected" and isinstance(result, int) and result >= 0:
             self._rows = result
         self._end(None)
 
@@ -221,7 +221,7 @@ class _Call:
         if span is not None:
             try:
                 if span.is_recording():
-                    if self._rows is not None and self._rows >= 0:
+                    if self._rows is not None:
                         span.set_attribute(self._rows_key, self._rows)
                     if error is not None:
                         api = sys.modules["opentelemetry.trace"]
@@ -242,8 +242,8 @@ class _Call:
         ms = (_perf() - self._t0) * 1000
         if ms < self._slow:  # type: ignore[operator]  # checked by the caller
             return
-        rows = "?" if self._rows is None or self._rows < 0 else self._rows
-        outcome = f"failed ({error[0]})" if error else f"{rows} rows"
+        rows = "no row count" if self._rows is None else f"{self._rows} rows"
+        outcome = f"failed ({error[0]})" if error else rows
         logger.warning(
             "slow query: %.1f ms, %s: %s",
             ms,
