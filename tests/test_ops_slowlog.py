@@ -26,20 +26,20 @@ def test_slow_queries_are_logged_fast_ones_not(
     """A query slower than slow_query_ms is one WARNING with text, duration and rows; a fast
     one is not logged; the parameter value appears nowhere in the record."""
     caplog.set_level(logging.DEBUG, logger="pgkeel")
-    with pgkeel.Database(pg_url, min_size=1, max_size=2, slow_query_ms=150) as db:
+    with pgkeel.Database(pg_url, min_size=1, max_size=2, slow_query_ms=500) as db:
         db.fetch_one("SELECT %s::text AS v", (SECRET,))
         rows = db.fetch_all(
-            "SELECT g, %s::text AS v, pg_sleep(0.1) FROM generate_series(1, 2) g", (SECRET,)
+            "SELECT g, %s::text AS v, pg_sleep(0.3) FROM generate_series(1, 2) g", (SECRET,)
         )
         assert len(rows) == 2
     (record,) = _slow(caplog)
     assert record.levelno == logging.WARNING
-    assert record.query == "SELECT g, %s::text AS v, pg_sleep(0.1) FROM generate_series(1, 2) g"  # type: ignore[attr-defined]
+    assert record.query == "SELECT g, %s::text AS v, pg_sleep(0.3) FROM generate_series(1, 2) g"  # type: ignore[attr-defined]
     assert record.rows == 2  # type: ignore[attr-defined]
-    assert record.duration_ms >= 150  # type: ignore[attr-defined]
+    assert record.duration_ms >= 500  # type: ignore[attr-defined]
     message = record.getMessage()
     assert "2 rows" in message
-    assert "pg_sleep(0.1)" in message
+    assert "pg_sleep(0.3)" in message
     assert SECRET not in message + repr(record.__dict__)
 
 
@@ -90,14 +90,14 @@ def test_async_face(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="pgkeel")
 
     async def main() -> None:
-        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=1, slow_query_ms=50) as db:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=1, slow_query_ms=500) as db:
             await db.fetch_val("SELECT 1")
             async with db.transaction() as tx:
-                await tx.execute("SELECT pg_sleep(0.08), %s::text", (SECRET,))
+                await tx.execute("SELECT pg_sleep(0.6), %s::text", (SECRET,))
 
     asyncio.run(main())
     (record,) = _slow(caplog)
-    assert record.query == "SELECT pg_sleep(0.08), %s::text"  # type: ignore[attr-defined]
+    assert record.query == "SELECT pg_sleep(0.6), %s::text"  # type: ignore[attr-defined]
     assert SECRET not in record.getMessage()
 
 

@@ -32,6 +32,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from pgkeel.config import Config
+
 __all__ = ["block", "note", "query_text", "retried", "traced"]
 
 logger = logging.getLogger("pgkeel.query")
@@ -43,36 +45,74 @@ Rows = Literal["affected", "returned", "one"]
 _CURRENT: ContextVar[_Call | None] = ContextVar("pgkeel_trace_call", default=None)
 
 
+_API = "opentelemetry.trace"
+_modules_get = sys.modules.get
+_UNKNOWN = object()
+
+
 class _Otel:
-    """The application's tracer provider as last seen, and pgkeel's tracer from it."""
+    """The application's tracer provider as last read, and pgkeel's tracer from it (None when
+    that provider is none, the API's proxy, or its no-op provider)."""
 
     provider: Any = None
     tracer: Any = None
+    env_checked = False
 
 
 def _tracer() -> Any:
     """pgkeel's tracer if the application configured a real tracer provider, else None."""
-    api = sys.modules.get("opentelemetry.trace")
+    api = _modules_get(_API)
     if api is None:
         return None
-    provider = api.get_tracer_provider()
+    # The API's global, read directly: get_tracer_provider() looks up an environment variable
+    # on every call while none is set, which would cost more than the query's own overhead.
+    provider = getattr(api, "_TRACER_PROVIDER", _UNKNOWN)
     if provider is _Otel.provider:
         return _Otel.tracer
-    if isinstance(provider, api.ProxyTracerProvider | api.NoOpTracerProvider):
-        return None
-    from pgkeel import __version__
+    return _new_provider(api, provider)
 
-    _Otel.tracer = provider.get_tracer("pgkeel", __version__)
-    _Otel.provider = provider
-    return _Otel.tracer
+
+def _new_provider(api: Any, provider: Any) -> Any:
+    seen = provider
+    if provider is _UNKNOWN or (provider is None and not _Otel.env_checked):
+        # OTEL_PYTHON_TRACER_PROVIDER is loaded on the first get_tracer_provider() call.
+        _Otel.env_checked = True
+        provider = api.get_tracer_provider()
+        seen = getattr(api, "_TRACER_PROVIDER", _UNKNOWN)
+    tracer = None
+    if provider is not None and not isinstance(
+        provider, api.ProxyTracerProvider | api.NoOpTracerProvider
+    ):
+        from pgkeel import __version__
+
+        tracer = provider.get_tracer("pgkeel", __version__)
+    # The tracer first: a thread that sees the new provider must not take the old tracer.
+    _Otel.tracer = tracer
+    _Otel.provider = seen
+    return tracer
+
+
+#: Per owner class: does it reach its Config through a Database (``_db``, a Transaction)?
+_VIA_DB: dict[type, bool] = {}
 
 
 def _config(owner: Any) -> Any:
     """The Config of a Database, or of a Transaction's Database (None for a bare one)."""
-    cfg = getattr(owner, "config", None)
+    cls = type(owner)
+    via_db = _VIA_DB.get(cls)
+    if via_db is None:
+        via_db = _VIA_DB[cls] = hasattr(cls, "_db")
+    if via_db:
+        return getattr(owner._db, "config", None)
+    return getattr(owner, "config", None)
+
+
+def _slow_ms(owner: Any) -> float | None:
+    cfg = _config(owner)
     if cfg is None:
-        cfg = getattr(getattr(owner, "_db", None), "config", None)
-    return cfg
+        return None
+    ms: float | None = cfg.slow_query_ms
+    return ms
 
 
 @functools.lru_cache(maxsize=64)
@@ -362,23 +402,16 @@ def traced(
             return _Call(tracer, _config(self), name, None, arg, slow=slow, rows=rows)
         return _Call(tracer, _config(self), name, arg, slow=slow, rows=rows)
 
-    def on(self: Any) -> tuple[bool, Any]:
-        """(trace or log this call?, the tracer)"""
-        tracer = _tracer()
-        if tracer is not None:
-            return True, tracer
-        if slow:
-            cfg = _config(self)
-            return cfg is not None and cfg.slow_query_ms is not None, None
-        return False, None
-
     def wrap(fn: F) -> F:
+        # The checks are inline: this runs on every query, traced or not.
         if inspect.iscoroutinefunction(fn):
             # An async def, so that the method stays a coroutine function (inspect, FastAPI).
             @functools.wraps(fn)
             async def entry_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-                wanted, tracer = on(self)
-                if not wanted:
+                if _modules_get(_API) is None and not Config.any_slow_query_log:
+                    return await fn(self, *args, **kwargs)
+                tracer = _tracer()
+                if tracer is None and (not slow or _slow_ms(self) is None):
                     return await fn(self, *args, **kwargs)
                 call = start(self, args, kwargs, tracer)
                 token = _CURRENT.set(call)
@@ -396,8 +429,10 @@ def traced(
 
         @functools.wraps(fn)
         def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-            wanted, tracer = on(self)
-            if not wanted:
+            if _modules_get(_API) is None and not Config.any_slow_query_log:
+                return fn(self, *args, **kwargs)
+            tracer = _tracer()
+            if tracer is None and (not slow or _slow_ms(self) is None):
                 return fn(self, *args, **kwargs)
             call = start(self, args, kwargs, tracer)
             token = _CURRENT.set(call)
