@@ -339,3 +339,42 @@ def test_query_text_rendering() -> None:
     assert _trace._operation("INSERT 0 3") == "INSERT"
     assert _trace._operation("CREATE TABLE") == "CREATE TABLE"
     assert _trace._operation("") is None
+
+
+def test_stream_span_does_not_leak_into_the_callers_context(
+    db: pgkeel.Database, spans: Any
+) -> None:
+    """A stream's spans (its own, and its transaction's under it) are never the caller's
+    current span between two batches: a query run while iterating is not their child."""
+    db.copy_in("item", [(i, "x") for i in range(10)])
+    spans.clear()
+    seen = []
+    for _ in db.stream("SELECT * FROM item", batch_size=3):
+        seen.append(trace.get_current_span().get_span_context().is_valid)
+        db.fetch_val("SELECT 1")
+    assert seen == [False] * 10
+    (stream,) = [s for s in spans.all() if s.name.startswith("stream")]
+    (txn,) = [s for s in spans.all() if s.name.startswith("transaction")]
+    queries = [s for s in spans.all() if s.name.startswith("SELECT")]
+    assert len(queries) == 10
+    assert txn.parent.span_id == stream.context.span_id
+    assert all(q.parent is None for q in queries)
+    assert _attrs(stream)["db.response.returned_rows"] == 10
+
+
+def test_async_stream_span_does_not_leak(pg_url: str, spans: Any) -> None:
+    """The same for the asyncio face's stream."""
+
+    async def main() -> list[bool]:
+        async with pgkeel.AsyncDatabase(pg_url, min_size=1, max_size=2) as db:
+            seen = []
+            async for _ in db.stream("SELECT g FROM generate_series(1, 4) g", batch_size=2):
+                seen.append(trace.get_current_span().get_span_context().is_valid)
+                await db.fetch_val("SELECT 1")
+            return seen
+
+    assert asyncio.run(main()) == [False] * 4
+    (stream,) = [s for s in spans.all() if s.name.startswith("stream")]
+    (txn,) = [s for s in spans.all() if s.name.startswith("transaction")]
+    assert txn.parent.span_id == stream.context.span_id
+    assert all(s.parent is None for s in spans.all() if s.name.startswith("SELECT"))

@@ -26,7 +26,7 @@ from pgkeel.bulk.copy import copy_in, copy_in_csv, copy_out
 from pgkeel.bulk.pipeline import Pipeline
 from pgkeel.bulk.stream import RowStream, stream_batches
 from pgkeel.bulk.upsert import upsert
-from pgkeel.ops._trace import block, traced
+from pgkeel.ops._trace import block, detached, traced
 from pgkeel.pool._reset import changes_session
 from pgkeel.rows import RowSpec
 
@@ -194,7 +194,9 @@ class BulkMethods:
         def batches() -> Iterator[list[Any]]:
             with (
                 block(self, "stream", query, attach=False, rows="returned") as call,
-                self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn,
+                detached(
+                    self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)), call
+                ) as conn,
             ):
                 if changes_session(query):
                     self._session_changed(conn)

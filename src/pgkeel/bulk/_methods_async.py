@@ -24,7 +24,7 @@ from pgkeel.bulk.copy_async import copy_in, copy_in_csv, copy_out
 from pgkeel.bulk.pipeline_async import AsyncPipeline
 from pgkeel.bulk.stream_async import AsyncRowStream, stream_batches
 from pgkeel.bulk.upsert_async import upsert
-from pgkeel.ops._trace import block, traced
+from pgkeel.ops._trace import block, detached, detached_async, traced
 from pgkeel.pool._reset import changes_session
 from pgkeel.rows import RowSpec
 
@@ -201,7 +201,9 @@ class AsyncBulkMethods:
             async def batches() -> AsyncIterator[list[Any]]:
                 async with (
                     block(self, "stream", query, attach=False, rows="returned") as call,
-                    self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn,
+                    detached_async(
+                        self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)), call
+                    ) as conn,
                 ):
                     if changes_session(query):
                         self._session_changed(conn)
@@ -222,7 +224,9 @@ class AsyncBulkMethods:
             def batches() -> Iterator[list[Any]]:
                 with (
                     block(self, "stream", query, attach=False, rows="returned") as call,
-                    self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn,
+                    detached(
+                        self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)), call
+                    ) as conn,
                 ):
                     if changes_session(query):
                         self._session_changed(conn)

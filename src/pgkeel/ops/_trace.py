@@ -19,12 +19,13 @@ never recorded; the span status description is the error type only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, cast
 
@@ -34,15 +35,19 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pgkeel.config import Config
 
-__all__ = ["block", "note", "query_text", "retried", "traced"]
+__all__ = ["block", "detached", "detached_async", "note", "query_text", "retried", "traced"]
 
 logger = logging.getLogger("pgkeel.query")
 _perf = time.perf_counter
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 Rows = Literal["affected", "returned", "one"]
 
 #: The traced query method running in this context (for :func:`note`).
 _CURRENT: ContextVar[_Call | None] = ContextVar("pgkeel_trace_call", default=None)
+#: Set while a generator enters a block (see :func:`detached`): the spans opened then are not
+#: made current, and are children of this call's span.
+_DETACHED: ContextVar[_Call | _Off | None] = ContextVar("pgkeel_trace_detached", default=None)
 
 
 _API = "opentelemetry.trace"
@@ -218,8 +223,14 @@ class _Call:
             self._name = target or "postgresql"
             span_name = " ".join(p for p in (name, target) if p) or "postgresql"
             api = sys.modules["opentelemetry.trace"]
-            self._span = tracer.start_span(span_name, kind=api.SpanKind.CLIENT, attributes=attrs)
-            if attach:
+            outer = _DETACHED.get()
+            parent = None
+            if isinstance(outer, _Call) and outer._span is not None:
+                parent = api.set_span_in_context(outer._span)
+            self._span = tracer.start_span(
+                span_name, context=parent, kind=api.SpanKind.CLIENT, attributes=attrs
+            )
+            if attach and outer is None:
                 from opentelemetry import context
 
                 self._token = context.attach(api.set_span_in_context(self._span))
@@ -352,6 +363,34 @@ def block(
     if tracer is None:
         return _OFF
     return _Call(tracer, _config(owner), name, query, attach=attach, rows=rows)
+
+
+@contextlib.contextmanager
+def detached(cm: contextlib.AbstractContextManager[T], parent: _Call | _Off) -> Iterator[T]:
+    """Enter ``cm`` (a transaction) without making the spans it opens current, as children of
+    ``parent``'s: for a generator (a stream), whose caller runs its own code, in its own
+    context, between two batches."""
+    with contextlib.ExitStack() as stack:
+        token = _DETACHED.set(parent)
+        try:
+            value = stack.enter_context(cm)
+        finally:
+            _DETACHED.reset(token)
+        yield value
+
+
+@contextlib.asynccontextmanager
+async def detached_async(
+    cm: contextlib.AbstractAsyncContextManager[T], parent: _Call | _Off
+) -> AsyncIterator[T]:
+    """:func:`detached` for an async context manager."""
+    async with contextlib.AsyncExitStack() as stack:
+        token = _DETACHED.set(parent)
+        try:
+            value = await stack.enter_async_context(cm)
+        finally:
+            _DETACHED.reset(token)
+        yield value
 
 
 def note(cur: Any) -> None:
