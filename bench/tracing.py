@@ -146,6 +146,8 @@ def main() -> None:
     faces = a.faces.split(",")
     if a.micro:
         micro()
+    if a.rounds == 0:  # --micro --rounds 0: the hook alone
+        return
 
     from pgkeel import embedded
 

@@ -450,7 +450,9 @@ def traced(
                 if _modules_get(_API) is None and not Config.any_slow_query_log:
                     return await fn(self, *args, **kwargs)
                 tracer = _tracer()
-                if tracer is None and (not slow or _slow_ms(self) is None):
+                if tracer is None and (
+                    not slow or not Config.any_slow_query_log or _slow_ms(self) is None
+                ):
                     return await fn(self, *args, **kwargs)
                 call = start(self, args, kwargs, tracer)
                 token = _CURRENT.set(call)
@@ -471,7 +473,9 @@ def traced(
             if _modules_get(_API) is None and not Config.any_slow_query_log:
                 return fn(self, *args, **kwargs)
             tracer = _tracer()
-            if tracer is None and (not slow or _slow_ms(self) is None):
+            if tracer is None and (
+                not slow or not Config.any_slow_query_log or _slow_ms(self) is None
+            ):
                 return fn(self, *args, **kwargs)
             call = start(self, args, kwargs, tracer)
             token = _CURRENT.set(call)
