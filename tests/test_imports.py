@@ -8,8 +8,8 @@ import sys
 import pytest
 
 #: Top-level modules that `import pgkeel` must leave unloaded: optional extras (pglast for
-#: migrations, FastAPI for integrations, psycopg2/asyncpg backends, cryptography and pgserver for
-#: the embedded server) and what only the CLI needs (click, rich).
+#: migrations, opentelemetry for tracing, FastAPI for integrations, psycopg2/asyncpg backends,
+#: cryptography and pgserver for the embedded server) and what only the CLI needs (click, rich).
 HEAVY = (
     "asyncpg",
     "click",
@@ -17,6 +17,7 @@ HEAVY = (
     "fastapi",
     "flask",
     "jinja2",
+    "opentelemetry",
     "pglast",
     "pgserver",
     "psycopg2",

@@ -30,6 +30,7 @@ from pgkeel._transaction_base import RETRYABLE, backoff
 from pgkeel.bulk._methods import BulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, SessionSettings
 from pgkeel.errors import ConfigError
+from pgkeel.ops._trace import block, retried, traced
 from pgkeel.pool._connect import (
     apply_settings,
     configure,
@@ -336,7 +337,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         tx = Transaction(conn, self)
         dirty = True
         try:
-            with begin(conn, isolation, read_only):
+            with block(self, "transaction"), begin(conn, isolation, read_only):
                 yield tx
             dirty = False
         finally:
@@ -350,6 +351,7 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
         with self.transaction() as tx:
             yield tx._raw()
 
+    @traced("run_transaction", first=None)
     def run_transaction(
         self,
         fn: Callable[[Transaction], T],
@@ -366,11 +368,13 @@ class Database(DatabaseBase, QueryMethods, BulkMethods):
             try:
                 with self.transaction(isolation, read_only) as tx:
                     return fn(tx)
-            except RETRYABLE:
+            except RETRYABLE as exc:
                 if attempt >= retries:
                     raise
                 self._counters.retry()
-                time.sleep(backoff(attempt))
+                delay = backoff(attempt)
+                retried(exc, attempt, delay)
+                time.sleep(delay)
                 attempt += 1
 
     # --- change data capture -----------------------------------------------------------------

@@ -29,6 +29,7 @@ from pgkeel._transaction_base import RETRYABLE, backoff
 from pgkeel.bulk._methods_async import AsyncBulkMethods
 from pgkeel.config import SERVER_SETTINGS_DEFAULTS, SessionSettings
 from pgkeel.errors import ConfigError
+from pgkeel.ops._trace import block, retried, traced
 from pgkeel.pool._connect_async import (
     apply_settings,
     configure,
@@ -348,7 +349,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         tx = AsyncTransaction(conn, self)
         dirty = True
         try:
-            async with begin_async(conn, isolation, read_only):
+            async with block(self, "transaction"), begin_async(conn, isolation, read_only):
                 yield tx
             dirty = False
         finally:
@@ -362,6 +363,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         async with self.transaction() as tx:
             yield tx._raw()
 
+    @traced("run_transaction", first=None)
     async def run_transaction(
         self,
         fn: Callable[[AsyncTransaction], Awaitable[T]],
@@ -378,11 +380,13 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             try:
                 async with self.transaction(isolation, read_only) as tx:
                     return await fn(tx)
-            except RETRYABLE:
+            except RETRYABLE as exc:
                 if attempt >= retries:
                     raise
                 self._counters.retry()
-                await asyncio.sleep(backoff(attempt))
+                delay = backoff(attempt)
+                retried(exc, attempt, delay)
+                await asyncio.sleep(delay)
                 attempt += 1
 
     # --- change data capture -----------------------------------------------------------------

@@ -22,6 +22,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from pgkeel._query_base import Params, Query
+from pgkeel.ops._trace import note, traced
 from pgkeel.pool._reset import changes_session, is_dirty, left_state
 from pgkeel.rows import RowSpec, row_factory
 
@@ -44,6 +45,7 @@ class QueryMethods:
     def _failed(self) -> None:
         pass
 
+    @traced(rows="affected")
     def execute(self, query: Query, params: Params = None) -> int:
         """Run one statement; return the number of rows it affected."""
         conn = self._acquire()
@@ -51,6 +53,7 @@ class QueryMethods:
         try:
             cur = conn.cursor()
             cur.execute(query, params)
+            note(cur)
             result = cur.rowcount
             dirty = changes_session(query) or left_state(cur)
         except BaseException:
@@ -60,6 +63,7 @@ class QueryMethods:
             self._release(conn, dirty)
         return result
 
+    @traced(rows="affected")
     def execute_many(
         self, query: Query, params_seq: Iterable[Sequence[Any] | Mapping[str, Any]]
     ) -> int:
@@ -73,6 +77,7 @@ class QueryMethods:
                     cur.executemany(query, params_seq)
             else:
                 cur.executemany(query, params_seq)
+            note(cur)
             result = cur.rowcount
             dirty = changes_session(query) or is_dirty(cur.statusmessage)
         except BaseException:
@@ -82,6 +87,7 @@ class QueryMethods:
             self._release(conn, dirty)
         return result
 
+    @traced(rows="one")
     def fetch_one(self, query: Query, params: Params = None, *, row: RowSpec = dict) -> Any:
         """Return the first row (built as ``row=`` says), or ``None`` if there is none."""
         conn = self._acquire()
@@ -89,6 +95,7 @@ class QueryMethods:
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             cur.execute(query, params)
+            note(cur)
             result = cur.fetchone()
             dirty = changes_session(query) or left_state(cur)
         except BaseException:
@@ -98,6 +105,7 @@ class QueryMethods:
             self._release(conn, dirty)
         return result
 
+    @traced(rows="returned")
     def fetch_all(self, query: Query, params: Params = None, *, row: RowSpec = dict) -> list[Any]:
         """Return all the rows (built as ``row=`` says)."""
         conn = self._acquire()
@@ -105,6 +113,7 @@ class QueryMethods:
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             cur.execute(query, params)
+            note(cur)
             result = cur.fetchall()
             dirty = changes_session(query) or left_state(cur)
         except BaseException:

@@ -20,6 +20,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from pgkeel._query_base import Params, Query
+from pgkeel.ops._trace import note, traced
 from pgkeel.pool._reset import changes_session, is_dirty, left_state
 from pgkeel.rows import RowSpec, row_factory
 
@@ -42,6 +43,7 @@ class AsyncQueryMethods:
     def _failed(self) -> None:
         pass
 
+    @traced(rows="affected")
     async def execute(self, query: Query, params: Params = None) -> int:
         """Run one statement; return the number of rows it affected."""
         conn = await self._acquire()
@@ -49,6 +51,7 @@ class AsyncQueryMethods:
         try:
             cur = conn.cursor()
             await cur.execute(query, params)
+            note(cur)
             result = cur.rowcount
             dirty = changes_session(query) or left_state(cur)
         except BaseException:
@@ -58,6 +61,7 @@ class AsyncQueryMethods:
             await self._release(conn, dirty)
         return result
 
+    @traced(rows="affected")
     async def execute_many(
         self, query: Query, params_seq: Iterable[Sequence[Any] | Mapping[str, Any]]
     ) -> int:
@@ -71,6 +75,7 @@ class AsyncQueryMethods:
                     await cur.executemany(query, params_seq)
             else:
                 await cur.executemany(query, params_seq)
+            note(cur)
             result = cur.rowcount
             dirty = changes_session(query) or is_dirty(cur.statusmessage)
         except BaseException:
@@ -80,6 +85,7 @@ class AsyncQueryMethods:
             await self._release(conn, dirty)
         return result
 
+    @traced(rows="one")
     async def fetch_one(self, query: Query, params: Params = None, *, row: RowSpec = dict) -> Any:
         """Return the first row (built as ``row=`` says), or ``None`` if there is none."""
         conn = await self._acquire()
@@ -87,6 +93,7 @@ class AsyncQueryMethods:
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             await cur.execute(query, params)
+            note(cur)
             result = await cur.fetchone()
             dirty = changes_session(query) or left_state(cur)
         except BaseException:
@@ -96,6 +103,7 @@ class AsyncQueryMethods:
             await self._release(conn, dirty)
         return result
 
+    @traced(rows="returned")
     async def fetch_all(
         self, query: Query, params: Params = None, *, row: RowSpec = dict
     ) -> list[Any]:
@@ -105,6 +113,7 @@ class AsyncQueryMethods:
         try:
             cur = conn.cursor(row_factory=row_factory(row))
             await cur.execute(query, params)
+            note(cur)
             result = await cur.fetchall()
             dirty = changes_session(query) or left_state(cur)
         except BaseException:

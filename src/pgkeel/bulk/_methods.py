@@ -10,9 +10,9 @@ generated from the asyncio one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, LiteralString
+from typing import IO, TYPE_CHECKING, Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
@@ -26,6 +26,7 @@ from pgkeel.bulk.copy import copy_in, copy_in_csv, copy_out
 from pgkeel.bulk.pipeline import Pipeline
 from pgkeel.bulk.stream import RowStream, stream_batches
 from pgkeel.bulk.upsert import upsert
+from pgkeel.ops._trace import block, detached, traced
 from pgkeel.pool._reset import changes_session
 from pgkeel.rows import RowSpec
 
@@ -79,6 +80,7 @@ class BulkMethods:
                 for setting, old_value in restore:
                     cur.execute(base.SET_LOCAL, (setting, old_value))
 
+    @traced("COPY", first="table", rows="affected")
     def copy_in(
         self,
         table: Table,
@@ -98,6 +100,7 @@ class BulkMethods:
         with self._bulk_atomic() as conn:
             return copy_in(conn, table, rows, columns=columns, progress=progress)
 
+    @traced("COPY", first="table", rows="affected")
     def copy_in_csv(
         self,
         table: Table,
@@ -120,6 +123,7 @@ class BulkMethods:
                 progress=progress,
             )
 
+    @traced("COPY", rows="affected")
     def copy_out(
         self,
         query_or_table: LiteralString | sql.Composable | tuple[str, str],
@@ -142,6 +146,7 @@ class BulkMethods:
                 progress=progress,
             )
 
+    @traced("upsert", first="table", rows="affected")
     def upsert(
         self,
         table: Table,
@@ -187,18 +192,33 @@ class BulkMethods:
         idle = None if config is None else config.stream_idle_timeout
 
         def batches() -> Iterator[list[Any]]:
-            with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+            with (
+                block(self, "stream", query, attach=False, rows="returned") as call,
+                detached(
+                    self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)), call
+                ) as conn,
+            ):
                 if changes_session(query):
                     self._session_changed(conn)
-                yield from stream_batches(
-                    conn,
-                    query,
-                    params,
-                    row=row,
-                    batch_size=batch_size,
-                    idle_timeout=idle,
-                    via_copy=config is not None,
+                # A generator (closed below before the transaction ends), typed as an Iterator.
+                inner = cast(
+                    Generator[list[Any], None, None],
+                    stream_batches(
+                        conn,
+                        query,
+                        params,
+                        row=row,
+                        batch_size=batch_size,
+                        idle_timeout=idle,
+                        via_copy=config is not None,
+                    ),
                 )
+                try:
+                    for batch in inner:
+                        call.add_rows(len(batch))
+                        yield batch
+                finally:
+                    inner.close()
 
         return RowStream(batches())
 
@@ -206,6 +226,9 @@ class BulkMethods:
     def pipeline(self) -> Iterator[Pipeline]:
         """Batch many statements into few round trips, in one transaction. The connection is
         reset before it goes back to the pool (its statements' tags are not seen one by one)."""
-        with self._atomic() as conn, conn.pipeline() as pipeline:
-            self._session_changed(conn)
-            yield Pipeline(conn, pipeline)
+        with block(self, "BATCH") as call, self._atomic() as conn:
+            with conn.pipeline() as pipeline:
+                self._session_changed(conn)
+                batch = Pipeline(conn, pipeline)
+                yield batch
+            call.set("db.operation.batch.size", batch.statements)

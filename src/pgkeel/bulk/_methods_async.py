@@ -8,9 +8,9 @@ generated from the asyncio one.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, LiteralString
+from typing import IO, TYPE_CHECKING, Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
@@ -24,6 +24,7 @@ from pgkeel.bulk.copy_async import copy_in, copy_in_csv, copy_out
 from pgkeel.bulk.pipeline_async import AsyncPipeline
 from pgkeel.bulk.stream_async import AsyncRowStream, stream_batches
 from pgkeel.bulk.upsert_async import upsert
+from pgkeel.ops._trace import block, detached, detached_async, traced
 from pgkeel.pool._reset import changes_session
 from pgkeel.rows import RowSpec
 
@@ -79,6 +80,7 @@ class AsyncBulkMethods:
                 for setting, old_value in restore:
                     await cur.execute(base.SET_LOCAL, (setting, old_value))
 
+    @traced("COPY", first="table", rows="affected")
     async def copy_in(
         self,
         table: Table,
@@ -98,6 +100,7 @@ class AsyncBulkMethods:
         async with self._bulk_atomic() as conn:
             return await copy_in(conn, table, rows, columns=columns, progress=progress)
 
+    @traced("COPY", first="table", rows="affected")
     async def copy_in_csv(
         self,
         table: Table,
@@ -120,6 +123,7 @@ class AsyncBulkMethods:
                 progress=progress,
             )
 
+    @traced("COPY", rows="affected")
     async def copy_out(
         self,
         query_or_table: LiteralString | sql.Composable | tuple[str, str],
@@ -142,6 +146,7 @@ class AsyncBulkMethods:
                 progress=progress,
             )
 
+    @traced("upsert", first="table", rows="affected")
     async def upsert(
         self,
         table: Table,
@@ -194,7 +199,12 @@ class AsyncBulkMethods:
         if True:  # ASYNC
 
             async def batches() -> AsyncIterator[list[Any]]:
-                async with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                async with (
+                    block(self, "stream", query, attach=False, rows="returned") as call,
+                    detached_async(
+                        self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)), call
+                    ) as conn,
+                ):
                     if changes_session(query):
                         self._session_changed(conn)
                     async for batch in stream_batches(
@@ -206,23 +216,39 @@ class AsyncBulkMethods:
                         idle_timeout=idle,
                         via_copy=config is not None,
                     ):
+                        call.add_rows(len(batch))
                         yield batch
 
-        else:  # `yield from`: closing the stream closes stream_batches() (its cursor) first
+        else:  # closing the stream closes stream_batches() (its cursor) first
 
             def batches() -> Iterator[list[Any]]:
-                with self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)) as conn:
+                with (
+                    block(self, "stream", query, attach=False, rows="returned") as call,
+                    detached(
+                        self._bulk_atomic((base.STATEMENT_TIMEOUT, base.IDLE_TIMEOUT)), call
+                    ) as conn,
+                ):
                     if changes_session(query):
                         self._session_changed(conn)
-                    yield from stream_batches(
-                        conn,
-                        query,
-                        params,
-                        row=row,
-                        batch_size=batch_size,
-                        idle_timeout=idle,
-                        via_copy=config is not None,
+                    # A generator (closed below before the transaction ends), typed as an Iterator.
+                    inner = cast(
+                        Generator[list[Any], None, None],
+                        stream_batches(
+                            conn,
+                            query,
+                            params,
+                            row=row,
+                            batch_size=batch_size,
+                            idle_timeout=idle,
+                            via_copy=config is not None,
+                        ),
                     )
+                    try:
+                        for batch in inner:
+                            call.add_rows(len(batch))
+                            yield batch
+                    finally:
+                        inner.close()
 
         return AsyncRowStream(batches())
 
@@ -230,6 +256,9 @@ class AsyncBulkMethods:
     async def pipeline(self) -> AsyncIterator[AsyncPipeline]:
         """Batch many statements into few round trips, in one transaction. The connection is
         reset before it goes back to the pool (its statements' tags are not seen one by one)."""
-        async with self._atomic() as conn, conn.pipeline() as pipeline:
-            self._session_changed(conn)
-            yield AsyncPipeline(conn, pipeline)
+        async with block(self, "BATCH") as call, self._atomic() as conn:
+            async with conn.pipeline() as pipeline:
+                self._session_changed(conn)
+                batch = AsyncPipeline(conn, pipeline)
+                yield batch
+            call.set("db.operation.batch.size", batch.statements)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pgkeel.config._secrets import _scrub, _secret_name, _secrets_in, redact
 
@@ -88,8 +88,18 @@ class Config:
     #: ``conninfo`` without the settings in ``options``, for when they are sent with ``SET``.
     plain_conninfo: str = dataclasses.field(default="", repr=False)
     name: str | None = None
+    #: Log query-method calls that take at least this many milliseconds at WARNING on
+    #: ``pgkeel.query`` (parameterised text, duration, row count; never parameter values).
+    slow_query_ms: float | None = None
+    #: Whether any Config of this process has ``slow_query_ms``: until one has, the query
+    #: methods skip looking for it (``pgkeel.ops._trace``).
+    any_slow_query_log: ClassVar[bool] = False
     #: The SSL policy's verdict, for the Database to log (never holds the password).
     ssl_warning: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.slow_query_ms is not None:
+            Config.any_slow_query_log = True
 
     @property
     def safe_conninfo(self) -> str:

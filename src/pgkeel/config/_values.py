@@ -38,6 +38,7 @@ _POOL_OPTIONS: Mapping[str, type] = {
     "stream_idle_timeout": float,
     "session_settings": str,
     "name": str,
+    "slow_query_ms": float,
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "size_check": ("warn", "error", "off"),
@@ -48,7 +49,7 @@ _CHOICES: Mapping[str, tuple[str, ...]] = {
 #: Options that must be above zero, not just non-negative.
 _POSITIVE = frozenset({"max_size", "timeout", "max_lifetime", "reconnect_delay_max"})
 #: Options that take ``None``.
-_NULLABLE = frozenset({"stream_idle_timeout", "name"})
+_NULLABLE = frozenset({"stream_idle_timeout", "name", "slow_query_ms"})
 #: Options only a keyword can give (not a ``PGKEEL_*`` variable).
 _OBJECT_OPTIONS = ("configure", "connect_kwargs", "prepare_threshold")
 
@@ -94,7 +95,7 @@ _KINDS = {int: "a whole number", float: "a number of seconds", str: "a string"}
 
 def _coerce(key: str, value: Any, where: str, *, from_env: bool = False) -> Any:
     typ = _POOL_OPTIONS[key]
-    kind = _KINDS[typ]
+    kind = "a number of milliseconds" if key.endswith("_ms") else _KINDS[typ]
     if key in _CHOICES:
         kind = "one of " + ", ".join(repr(c) for c in _CHOICES[key])
     if value is None and key in _NULLABLE:
