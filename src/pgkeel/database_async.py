@@ -40,7 +40,9 @@ from pgkeel.pool._counters import LastError
 from pgkeel.pool._liveness import needs_check
 from pgkeel.pool._reset import SessionBaseline
 from pgkeel.pool._sizing import SIZE_QUERY
-from pgkeel.query_async import AsyncQueryMethods
+from pgkeel.scale._pooler_async import check_pooler_settings
+from pgkeel.scale._pooler_base import local_settings
+from pgkeel.scale._reads_async import AsyncReadRouting, AsyncReplicas
 from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ _monotonic = time.monotonic
 _IDLE = TransactionStatus.IDLE
 
 
-class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
+class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
     """A pooled PostgreSQL database, production defaults applied. Use as a context manager
     (``async with`` on the asyncio face) or call :meth:`open` / :meth:`close`.
 
@@ -79,10 +81,14 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         self._session = SessionSettings(self.config)
         self._baseline = SessionBaseline(self.config)
         self._check_idle = self.config.check_idle
+        # Behind a pooler: the settings applied with SET LOCAL in each transaction (all of them
+        # until open() has seen which ones the server already has).
+        self._local = local_settings(self.config.pooler_settings)
         self._last_error = LastError()
         self._made: weakref.WeakSet[Any] = weakref.WeakSet()
         self._connection_class = connection_class(self.config, self._last_error, self._made)
         self._pool = self._new_pool()
+        self._replicas = AsyncReplicas(self, options) if self.config.replicas else None
         self._opened = False
         self._closed = False
         # Closed on interpreter exit (or when garbage collected) if the user forgot.
@@ -134,6 +140,13 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             self._pool = self._new_pool()
             self._closed = False
         await self._pool.open()
+        if self._replicas is not None:
+            try:
+                await self._replicas.open(wait)
+            except BaseException:
+                await self._pool.close()
+                self._closed = True
+                raise
         self._opened = True
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
@@ -147,6 +160,8 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         self._finalizer.detach()
         # Never blocks: the leak watcher thread ends by itself within its scan interval.
         self._leaks.stop(wait=False)
+        if self._replicas is not None:
+            await self._replicas.close()
         await self._pool.close()
 
     async def _probe(self) -> None:
@@ -163,7 +178,9 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
                 user_configure=self.config.configure,
                 baseline=self._baseline,
             )
-            if self._session.mode == "server":
+            if self.config.pooler is not None:
+                self._local = await check_pooler_settings(conn, self.config)
+            elif self._session.mode == "server":
                 await self._check_server_settings(conn)
             if self.config.size_check != "off":
                 cur = await conn.cursor(row_factory=tuple_row).execute(SIZE_QUERY)
@@ -227,7 +244,8 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         one whose session drifted from a fresh one's (``SessionBaseline``). Not psycopg_pool's
         ``check=``: after a second failed check it waits a second before the next, and after a
         mass backend termination every idle connection fails its check."""
-        compare = True
+        # Behind a pooler the check may reach any server connection: its session is not ours.
+        compare = self.config.pooler is None
         while True:
             try:
                 cur = await conn.cursor(row_factory=tuple_row).execute(self._baseline.query)
@@ -314,6 +332,10 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         await conn.set_read_only(None)
         await conn.set_deferrable(None)
         conn.row_factory = dict_row
+        if self.config.pooler is not None:
+            # The pooler's server connection now serves another client: DISCARD ALL would
+            # reach that client's session, not ours (and ours has no state to drop).
+            return
         # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors.
         await conn.execute("DISCARD ALL")
         await self._session_setup(conn)
@@ -336,6 +358,8 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         finally:
             self._leaks.returned(key)
             await self._release(conn, dirty=True)
+            if self._replicas is not None:
+                self._replicas.router.wrote()
 
     @asynccontextmanager
     async def transaction(
@@ -349,12 +373,16 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         dirty = True
         try:
             async with begin_async(conn, isolation, read_only):
+                if self._local is not None:
+                    await conn.execute(self._local[0], self._local[1], prepare=False)
                 yield tx
             dirty = False
         finally:
             tx._end()
             self._leaks.returned(key)
             await self._release(conn, dirty)
+            if self._replicas is not None and not read_only:
+                self._replicas.router.wrote()
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -417,7 +445,10 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
     def stats(self) -> dict[str, Any]:
         """Pool and usage figures: size, available, waiting, checkouts, wait times, errors,
         retries, connections lost, the last connection error."""
-        return self._stats(self._pool.get_stats(), waiting(self._pool), self._last_error.message)
+        out = self._stats(self._pool.get_stats(), waiting(self._pool), self._last_error.message)
+        if self._replicas is not None:
+            out["routing"] = self._replicas.stats()
+        return out
 
     async def health(self, timeout: float = 2.0) -> dict[str, Any]:
         """Run a real round trip (waiting at most ``timeout`` for a connection); return
@@ -441,6 +472,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             "latency_ms": round((_perf() - t0) * 1000, 3),
             "error": error,
             "pool": {k: stats[k] for k in ("size", "available", "waiting", "max_size")},
+            **({} if self._replicas is None else {"replicas": self._replicas.health()}),
         }
 
     async def _round_trip(self, timeout: float) -> None:
