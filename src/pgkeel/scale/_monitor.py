@@ -1,5 +1,5 @@
 """The replica monitor: a background thread that measures, every ``replica_interval`` seconds,
-the primary's WAL insert position and each replica's state and replay position, each query
+the primary's flushed WAL position and each replica's state and replay position, each query
 bounded in time, and hands the figures to the :class:`~pgkeel.scale._router.Router`. One thread
 (running its own asyncio loop, so that every check has a deadline) serves both faces; queries never
 wait for it."""
@@ -22,7 +22,7 @@ from pgkeel.scale._router import Node, Router
 logger = logging.getLogger("pgkeel.scale")
 
 _PRIMARY_QUERY = (
-    "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn, "
+    "SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn, "
     "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
 )
 _REPLICA_QUERY = (

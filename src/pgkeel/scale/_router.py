@@ -1,8 +1,10 @@
 """Which node serves a read, without I/O: each replica's state and lag as the background monitor
 last measured them, the read-your-writes floor, and the round robin.
 
-Lag is measured from positions, not assumed: every monitor round reads the primary's WAL insert
-position (remembered with the time it was read) and each replica's replay position. A replica's
+Lag is measured from positions, not assumed: every monitor round reads the primary's flushed
+WAL position (remembered with the time it was read; the flushed one, since WAL inserted but not
+yet flushed, such as a background running-transactions record, can wait seconds before any
+standby gets it) and each replica's replay position. A replica's
 lag is the age of the oldest primary position it has not replayed yet (zero when it has replayed
 the latest one), so an idle primary does not make an up-to-date replica look late, as
 ``now() - pg_last_xact_replay_timestamp()`` would. While the primary cannot be read, a replica's
@@ -10,7 +12,9 @@ own figure stands in (zero when it has replayed all it received, else the age of
 replayed transaction).
 
 Read-your-writes: a write through the Database records when it ended. The first primary
-position read after that is at or past the write's commit, and it becomes the floor: until a
+position read after that is at or past the write's commit (a commit returns once flushed, with
+``synchronous_commit`` on, the default; with it off a read may come before the commit is
+flushed and replicated), and it becomes the floor: until a
 replica has replayed it, reads go to the primary; until the monitor has read it, too.
 """
 
@@ -144,7 +148,7 @@ class Router:
     # --- the monitor ------------------------------------------------------------------------
 
     def primary_sample(self, t: float, lsn: int, timeline: int | None) -> None:
-        """The primary's insert position ``lsn``, read by a query sent at ``t``."""
+        """The primary's flushed position ``lsn``, read by a query sent at ``t``."""
         self.primary_error = None
         self.primary_timeline = timeline
         samples = self.samples
