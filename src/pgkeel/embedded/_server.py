@@ -385,6 +385,8 @@ def _base_backup(primary: EmbeddedServer, data: Path, who: _RunAs) -> None:
         raise EmbeddedServerError(
             f"standby_of: {data} exists and is not empty; a standby starts from an empty directory"
         )
+    data.mkdir(mode=0o700, exist_ok=True)  # the server's user may not write in data.parent
+    who.own(data)
     passfile = data.parent / f".{data.name}.pgpass"
     passfile.write_text(f"127.0.0.1:{primary.port}:*:{SUPERUSER}:{primary.password}\n")
     passfile.chmod(0o600)
@@ -410,6 +412,9 @@ def _base_backup(primary: EmbeddedServer, data: Path, who: _RunAs) -> None:
             conf.write(f"primary_conninfo = {_conf_value(primary_conninfo)}\n")
         for path in (data / "standby.signal", data / "postgresql.auto.conf", kept):
             who.own(path)
+    except BaseException:
+        shutil.rmtree(data, ignore_errors=True)  # a half-copied cluster must not start later
+        raise
     finally:
         passfile.unlink(missing_ok=True)
 
