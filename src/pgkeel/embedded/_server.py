@@ -350,6 +350,9 @@ def start(
         _check_reachable(data.parent, who)
         if primary is not None and not (data / "PG_VERSION").exists():
             _base_backup(primary, data, who)
+            # A hot standby refuses to start with a lower max_connections (and others) than
+            # its primary: it starts with the primary's settings, settings= over them.
+            settings = {**_conf_settings(data / _CONF_FILE), **(settings or {})}
         password = _prepare_data_dir(data, bindir, version, who)
         server = _launch(
             data, bindir, version, who, password, port, settings, ssl, throwaway, lock_fd
@@ -375,6 +378,28 @@ def _primary(
             "primary first (pgkeel db start --data-dir ...)"
         )
     return found
+
+
+#: Settings pgkeel writes for each server itself: never copied from a primary.
+_OWN_SETTINGS = frozenset(
+    {"port", "listen_addresses", "unix_socket_directories", "ssl", "ssl_cert_file", "ssl_key_file"}
+)
+
+
+def _conf_settings(path: Path) -> dict[str, object]:
+    """The settings of a ``pgkeel.conf`` (as :func:`_conf_value` wrote them), but the ones
+    that belong to one server (port, sockets, TLS files)."""
+    out: dict[str, object] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            name, eq, value = line.partition(" = ")
+            if not eq or line.startswith("#") or name in _OWN_SETTINGS:
+                continue
+            value = value.strip()
+            if value.startswith("'") and value.endswith("'"):
+                value = value[1:-1].replace("''", "'").replace("\\\\", "\\")
+            out[name.strip()] = value
+    return out
 
 
 def _base_backup(primary: EmbeddedServer, data: Path, who: _RunAs) -> None:
