@@ -193,3 +193,35 @@ def test_failover_with_a_multi_host_url(primary_and_standby: Pair) -> None:
         assert time.monotonic() - t0 < 30
         assert db.fetch_val("SELECT count(*) FROM t") == 2
         assert db.fetch_val("SELECT pg_is_in_recovery()") is False
+
+
+@pytest.mark.slow
+@pytest.mark.fault
+def test_a_replica_left_on_the_old_timeline_is_dropped(
+    primary_and_standby: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a failover, a standby still on the old primary's timeline is never served from:
+    it leaves rotation with a warning naming the timelines."""
+    caplog.set_level(logging.WARNING, logger="pgkeel.scale")
+    primary, promoted = primary_and_standby
+    with embedded.start(standby_of=primary) as left_behind:
+        wait_for(lambda: replayed(primary.url, left_behind.url), 30, "the second standby")
+        primary.stop()
+        _standby(promoted, "SELECT pg_promote()")
+        wait_for(lambda: _is_primary(promoted), 30, "the promoted standby accepting writes")
+        with psycopg.connect(promoted.url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE after_failover (id int)")
+        with pgkeel.Database(
+            promoted.url, replicas=[left_behind.url], max_replica_lag=0.5, size_check="off"
+        ) as db:
+            for _ in range(20):
+                assert db.fetch_val("SELECT pg_is_in_recovery()") is False
+                time.sleep(0.05)
+            wait_for(lambda: db.health()["replicas"][0]["state"] == "diverged", 10, "diverged")
+    assert any("on timeline 1 while the primary is on 2" in r.getMessage() for r in caplog.records)
+
+
+def _is_primary(server: embedded.EmbeddedServer) -> bool:
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return row == (False,)

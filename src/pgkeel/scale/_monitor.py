@@ -29,7 +29,9 @@ _REPLICA_QUERY = (
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn, "
     "pg_last_wal_receive_lsn() - '0/0'::pg_lsn, "
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8, "
-    "(SELECT received_tli FROM pg_stat_wal_receiver)"
+    "coalesce((SELECT received_tli FROM pg_stat_wal_receiver), "
+    "CASE WHEN has_function_privilege('pg_control_checkpoint()', 'execute') "
+    "THEN (pg_control_checkpoint()).timeline_id END)"
 )
 
 
@@ -163,6 +165,7 @@ class Monitor:
                 replay_lsn=replay_lsn,
                 own_lag=own_lag,
                 timeline=None if tli is None else int(tli),
+                replay_age=None if age is None else max(0.0, float(age)),
             )
         if message:
             if node.state == "ok":

@@ -35,7 +35,6 @@ logger = logging.getLogger("pgkeel.scale")
 #: Errors that say a replica cannot serve now (not that the query is wrong): the read then
 #: runs on the primary. A statement that reached a replica cannot have written anything.
 _UNREACHABLE = (
-    PoolTimeout,
     pg_errors.ConnectionException,
     pg_errors.AdminShutdown,
     pg_errors.CannotConnectNow,
@@ -56,6 +55,9 @@ class AsyncReplicas:
         own = {k: v for k, v in options.items() if k not in SCALE_OPTIONS and k != "name"}
         # Explicit, so that PGKEEL_REPLICAS and PGKEEL_POOLER do not apply to the replicas.
         own.update(replicas=(), pooler=None, direct_url=None)
+        # A read waits less for a replica's connection than for the primary's: the primary is
+        # there to serve it instead.
+        own["timeout"] = min(cfg.timeout, max(0.5, 5 * cfg.replica_interval))
         nodes = []
         for i, url in enumerate(cfg.replicas):
             replica = type(db)(url, name=f"{cfg.name or 'pgkeel'}-replica{i}", **own)
@@ -116,14 +118,13 @@ class AsyncReplicas:
                 router.learned_write(query)  # a write after all (INSERT ... RETURNING)
             except pg_errors.SerializationFailure:
                 pass  # canceled by a conflict with recovery: the primary has no such conflict
+            except PoolTimeout:
+                if node.db._last_error.message is not None:  # else only busy: no verdict
+                    self._failed(node, "no connection: " + node.db._last_error.message)
             except Exception as exc:
                 if not _unreachable(exc):
                     raise
-                message = f"{type(exc).__name__}: {node.db.config.scrub(first_line(exc))}"
-                router.failed(node, message)
-                logger.warning(
-                    "replica %s (%s) out of rotation: %s", node.index, node.target, message
-                )
+                self._failed(node, f"{type(exc).__name__}: {first_line(exc)}")
             else:
                 router.served_by_replica(query)
                 return result
@@ -131,6 +132,11 @@ class AsyncReplicas:
             return await primary(query, params, row=row)
         finally:
             router.served_by_primary(query)
+
+    def _failed(self, node: Node, message: str) -> None:
+        message = node.db.config.scrub(message)
+        self.router.failed(node, message)
+        logger.warning("replica %s (%s) out of rotation: %s", node.index, node.target, message)
 
     def stats(self) -> dict[str, Any]:
         out = self.router.snapshot()

@@ -182,6 +182,7 @@ class Router:
         replay_lsn: int | None,
         own_lag: float | None,
         timeline: int | None,
+        replay_age: float | None = None,
     ) -> str | None:
         """Record what the monitor read on ``node`` at ``t``; return a warning to log once when
         the node newly leaves rotation for a reason worth a warning."""
@@ -195,6 +196,15 @@ class Router:
         node.timeline = timeline
         fresh = self.primary_error is None and self.samples and self.samples[-1][0] >= t - 5
         lag = self.lag_from_samples(t, node.replay_lsn) if fresh else own_lag
+        if fresh and lag is not None and node.replay_lsn < self.samples[0][1]:
+            # Behind the oldest position remembered (just after open, or far behind): the
+            # samples only bound the lag from below; the age of its last replayed transaction
+            # is the better guess (too high after an idle spell, which costs one round). With
+            # no transaction replayed since it started, the lag is unknown until proven small.
+            if replay_age is not None:
+                lag = max(lag, replay_age)
+            elif lag <= self.max_lag:
+                lag = None
         node.lag = lag
         if (
             timeline is not None
