@@ -36,6 +36,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 import pgkeel
+import pgkeel.config
 from pgkeel import embedded
 
 QUERY = "SELECT id, name, price FROM bench_item WHERE id = %s"
@@ -52,6 +53,10 @@ def setup(url: str, rows: int) -> None:
             (rows,),
         )
         conn.execute("VACUUM ANALYZE bench_item")
+        # The recipe behind a transaction pooler: the timeouts as role settings, so that pgkeel
+        # sends nothing per transaction (the "SET LOCAL" variant measures the fallback).
+        for name, value in pgkeel.config.SERVER_SETTINGS_DEFAULTS.items():
+            conn.execute(f"ALTER ROLE postgres SET {name} = '{value}'")  # type: ignore[arg-type]
 
 
 def _free_port() -> int:
@@ -216,6 +221,9 @@ def main() -> None:
                 "pgbouncer read: pgkeel": lambda: pgkeel_db(bouncer, a, "read", pooler="pgbouncer"),
                 "pgbouncer tx: psycopg_pool": lambda: raw_pool(bouncer, a, "tx"),
                 "pgbouncer tx: pgkeel": lambda: pgkeel_db(bouncer, a, "tx", pooler="pgbouncer"),
+                "pgbouncer tx: pgkeel, SET LOCAL": lambda: pgkeel_db(
+                    bouncer, a, "tx", pooler="pgbouncer", statement_timeout=29
+                ),
                 "direct read: psycopg_pool": lambda: raw_pool(primary.url, a, "read"),
                 "direct read: pgkeel": lambda: pgkeel_db(primary.url, a, "read"),
                 "standby read: pgkeel, no routing": lambda: pgkeel_db(standby.url, a, "read"),
