@@ -36,6 +36,8 @@ Pair = tuple[embedded.EmbeddedServer, embedded.EmbeddedServer]
 
 
 def _pair() -> Iterator[Pair]:
+    if not (embedded.find_bindir() / "pg_basebackup").exists():
+        pytest.skip(f"no pg_basebackup in {embedded.find_bindir()} (a standby needs it)")
     with embedded.start() as primary, embedded.start(standby_of=primary) as standby:
         wait_for(lambda: replayed(primary.url, standby.url), 30, "the standby catching up")
         yield primary, standby

@@ -24,11 +24,13 @@ pytest_plugins = ["fix_pgbouncer", "fix_migrate"]
 Factory = Callable[..., Callable[[str], str]]
 
 
-def _alter_database(pg_url: str, setting: str) -> None:
+def _database_statement_timeout(pg_url: str) -> None:
     dbname = str(psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"])
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("ALTER DATABASE {} SET " + setting).format(sql.Identifier(dbname))  # type: ignore[arg-type]
+            sql.SQL("ALTER DATABASE {} SET statement_timeout = '100ms'").format(
+                sql.Identifier(dbname)
+            )
         )
 
 
@@ -103,7 +105,7 @@ def test_timeouts_from_the_server_apply_to_single_statements(
 ) -> None:
     """With the settings on the database (the recipe), a statement outside a transaction is
     canceled by statement_timeout, and open() warns about nothing."""
-    _alter_database(pg_url, "statement_timeout = '100ms'")
+    _database_statement_timeout(pg_url)
     url = pgbouncer_factory(default_pool_size=2)(pg_url)
     caplog.set_level(logging.WARNING, logger="pgkeel")
     options = {"lock_timeout": None, "idle_in_transaction_session_timeout": None}

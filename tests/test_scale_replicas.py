@@ -52,7 +52,7 @@ def test_read_your_writes_with_replay_paused(shared_pair: Pair) -> None:
         wait_for(lambda: replayed(primary.url, standby.url), 30, "the table reaching the standby")
         _standby(standby, "SELECT pg_wal_replay_pause()")
         for i in range(30):
-            db.execute("INSERT INTO note VALUES (%s)", [i])
+            db.execute("INSERT INTO note VALUES (%s)", [i])  # noqa: PGK005 - a write, then a read
             assert db.fetch_val("SELECT count(*) FROM note WHERE id = %s", [i]) == 1
             time.sleep(0.01 * (i % 3))  # some reads after the monitor has seen the write
         with psycopg.connect(standby.url) as conn:  # the standby really is behind
@@ -101,7 +101,8 @@ def test_lagging_and_down_replicas_leave_and_rejoin_rotation(
         _standby(standby, "SELECT pg_wal_replay_pause()")
         db.execute("CREATE TABLE t (id int)")
         took = wait_for(lambda: state() == "lagging", 5, "a paused replica out of rotation")
-        assert took < 0.5 + 2 * 0.2 + 1.0
+        # max_replica_lag + interval + one check's deadline, and slack for a loaded machine.
+        assert took < 0.5 + 0.2 + 1.0 + 1.0
         assert db.fetch_val("SELECT pg_is_in_recovery()") is False
         _standby(standby, "SELECT pg_wal_replay_resume()")
         wait_for(lambda: state() == "ok", 5, "the replica back after replay resumed")
@@ -157,7 +158,7 @@ def test_async_face_routes_and_reads_its_writes(shared_pair: Pair) -> None:
             await asyncio.to_thread(_standby, standby, "SELECT pg_wal_replay_pause()")
             try:
                 for i in range(10):
-                    await db.execute("INSERT INTO n VALUES (%s)", [i])
+                    await db.execute("INSERT INTO n VALUES (%s)", [i])  # noqa: PGK005
                     assert await db.fetch_all("SELECT id FROM n WHERE id = %s", [i]) == [{"id": i}]
             finally:
                 await asyncio.to_thread(_standby, standby, "SELECT pg_wal_replay_resume()")

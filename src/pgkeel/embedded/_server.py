@@ -410,6 +410,11 @@ def _base_backup(primary: EmbeddedServer, data: Path, who: _RunAs) -> None:
         raise EmbeddedServerError(
             f"standby_of: {data} exists and is not empty; a standby starts from an empty directory"
         )
+    if not (primary.bindir / "pg_basebackup").exists():
+        raise EmbeddedServerError(
+            f"standby_of: {primary.bindir} has no pg_basebackup; install the PostgreSQL server "
+            "package (e.g. apt-get install postgresql) and point PGKEEL_PG_BINDIR at its bin/"
+        )
     data.mkdir(mode=0o700, exist_ok=True)  # the server's user may not write in data.parent
     who.own(data)
     passfile = data.parent / f".{data.name}.pgpass"
