@@ -64,8 +64,10 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
     ``url`` defaults to ``DATABASE_URL``, then to libpq's own ``PG*`` variables and service
     file; ``options`` are pgkeel's (``min_size``, ``max_size``, ``timeout``, ``size_check``,
     ``ssl``, ``leak_timeout``, ``naive_datetime``, ``statement_timeout``, ``session_settings``,
-    ``configure``, ``prepare_threshold``, ``connect_kwargs``...) or any libpq connection
-    parameter. See :class:`pgkeel.config.Config` and :func:`pgkeel.config.resolve`.
+    ``configure``, ``prepare_threshold``, ``connect_kwargs``, and for scaling out ``pooler``,
+    ``direct_url``, ``replicas``, ``max_replica_lag``, ``replica_interval``: see
+    :mod:`pgkeel.scale`) or any libpq connection parameter. See :class:`pgkeel.config.Config`
+    and :func:`pgkeel.config.resolve`.
     """
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
@@ -444,7 +446,8 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
 
     def stats(self) -> dict[str, Any]:
         """Pool and usage figures: size, available, waiting, checkouts, wait times, errors,
-        retries, connections lost, the last connection error."""
+        retries, connections lost, the last connection error; with ``replicas=``, ``routing``:
+        reads served by the primary, and each replica's state, lag, reads and pool."""
         out = self._stats(self._pool.get_stats(), waiting(self._pool), self._last_error.message)
         if self._replicas is not None:
             out["routing"] = self._replicas.stats()
@@ -452,7 +455,9 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
 
     async def health(self, timeout: float = 2.0) -> dict[str, Any]:
         """Run a real round trip (waiting at most ``timeout`` for a connection); return
-        ``{"status": "ok"|"degraded", "latency_ms": ..., "error": ..., "pool": {...}}``."""
+        ``{"status": "ok"|"degraded", "latency_ms": ..., "error": ..., "pool": {...}}``, and
+        with ``replicas=`` each replica's state and lag (``"replicas"``; the status is the
+        primary's: reads go there when no replica can serve)."""
         t0 = _perf()
         error = None
         try:
