@@ -92,3 +92,43 @@ def test_primary_reads_count_as_writes_until_a_replica_served_the_query() -> Non
     assert router.pick("SELECT 1") is a
     assert router.pick("INSERT INTO t DEFAULT VALUES RETURNING id") is None
     assert router.primary_reads == 2
+
+
+def test_reads_on_the_primary_do_not_pin_reads_there() -> None:
+    """Reads of new query texts served by the primary (a write pending) do not count as
+    writes, so a steady stream of them does not keep every read on the primary; DML through a
+    read method does."""
+    router = _router(1)
+    (a,) = router.nodes
+    router.primary_sample(time.monotonic(), 1, 1)
+    _ok(router, a, time.monotonic(), 1)
+    router.wrote()
+    for i in range(100):
+        assert router.pick(f"SELECT {i}") is None
+        router.served_by_primary(f"SELECT {i}")
+    router.primary_sample(time.monotonic(), 1, 1)
+    router.served_by_primary("SELECT 'a read that ended after the sample'")
+    assert router.pick("SELECT 1") is a
+
+
+def test_may_write_verdicts() -> None:
+    """Statements that start like reads and name no writing word are reads; DML, a
+    data-modifying WITH, SELECT INTO, nextval and anything unreadable are writes."""
+    from psycopg import sql
+
+    from pgkeel.scale._router import may_write
+
+    reads = ["SELECT 1", "  with x as (select 1) select * from x", "VALUES (1)", "SHOW work_mem"]
+    writes = [
+        "INSERT INTO t VALUES (1) RETURNING id",
+        "WITH d AS (DELETE FROM t RETURNING *) SELECT count(*) FROM d",
+        "SELECT * INTO t2 FROM t",
+        "SELECT nextval('s')",
+        "UPDATE t SET a = 1 RETURNING a",
+        "-- a comment first\nSELECT 1",
+        "",
+    ]
+    assert [may_write(q) for q in reads] == [False] * len(reads)
+    assert [may_write(q) for q in writes] == [True] * len(writes)
+    assert may_write(sql.SQL("SELECT {} FROM t").format(sql.Identifier("a"))) is False
+    assert may_write(sql.SQL("DELETE FROM {} RETURNING 1").format(sql.Identifier("t"))) is True

@@ -35,6 +35,41 @@ _WINDOW_FACTOR = 4.0
 STATES = ("starting", "ok", "lagging", "down", "not_standby", "diverged")
 
 
+#: The first words of a statement that reads (a data-modifying WITH is caught by its words).
+_READ_STARTS = frozenset({"select", "with", "values", "table", "show", "explain"})
+#: Words that make a statement a write wherever they stand: DML, SELECT ... INTO, sequences.
+_WRITE_WORDS = frozenset(
+    {"insert", "update", "delete", "merge", "into", "nextval", "setval", "copy", "call"}
+)
+#: Every ASCII character that cannot be part of an unquoted identifier separates words.
+_SEPARATORS = str.maketrans(
+    {chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+)
+_VERDICTS: dict[str, bool] = {}
+
+
+def may_write(query: Any) -> bool:
+    """Could ``query`` have changed data? A verdict on its words, not a parse: a statement that
+    starts like a read and names no writing word counts as a read (a volatile function that
+    writes is not seen: run such calls with execute() or in a transaction). Anything that is
+    not text counts as a write. Cached per text."""
+    if isinstance(query, bytes):
+        query = query.decode("utf-8", "replace")
+    elif not isinstance(query, str):
+        try:
+            query = query.as_string()
+        except Exception:
+            return True
+    verdict = _VERDICTS.get(query)
+    if verdict is None:
+        words = query.lower().translate(_SEPARATORS).split()
+        verdict = not words or words[0] not in _READ_STARTS or not _WRITE_WORDS.isdisjoint(words)
+        if len(_VERDICTS) >= 4096:
+            _VERDICTS.clear()
+        _VERDICTS[query] = verdict
+    return verdict
+
+
 class Node:
     """One replica as the router sees it. ``db`` is its own Database (pool)."""
 
@@ -121,11 +156,11 @@ class Router:
         return None
 
     def served_by_primary(self, query: Any) -> None:
-        """A read ran on the primary: count it; unless the query is known to be a read, treat
-        it as a write (``INSERT ... RETURNING`` through fetch_one)."""
+        """A read ran on the primary: count it; if it may have written (``INSERT ...
+        RETURNING`` through fetch_one), later reads must see it."""
         with self._lock:
             self.primary_reads += 1
-        if type(query) is not str or query not in self.reads:
+        if (type(query) is not str or query not in self.reads) and may_write(query):
             self.wrote()
 
     def served_by_replica(self, query: Any) -> None:
