@@ -99,7 +99,8 @@ class Replicas:
         node = router.pick(query)
         if node is not None:
             try:
-                result = getattr(node.db, name)(query, params, row=row)
+                # The plain method on the replica's Database (it routes nothing itself).
+                result = getattr(QueryMethods, name)(node.db, query, params, row=row)
             except pg_errors.ReadOnlySqlTransaction:
                 router.learned_write(query)  # a write after all (INSERT ... RETURNING)
             except pg_errors.SerializationFailure:

@@ -113,7 +113,8 @@ class AsyncReplicas:
         node = router.pick(query)
         if node is not None:
             try:
-                result = await getattr(node.db, name)(query, params, row=row)
+                # The plain method on the replica's Database (it routes nothing itself).
+                result = await getattr(AsyncQueryMethods, name)(node.db, query, params, row=row)
             except pg_errors.ReadOnlySqlTransaction:
                 router.learned_write(query)  # a write after all (INSERT ... RETURNING)
             except pg_errors.SerializationFailure:
