@@ -1,82 +1,57 @@
-"""A primary and a streaming hot standby for the doctor's replication tests: a throwaway embedded
-server, a ``pg_basebackup -R`` copy of it started on another port (as the server's user), both
-stopped at the end."""
+"""A throwaway embedded primary with a streaming standby of it (``pgkeel.embedded.start(
+standby_of=...)``), for the replica, read-your-writes and failover tests. Each test gets its own
+pair: they pause replay, stop servers and promote standbys."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from pgkeel import embedded
-from pgkeel.embedded import _runas
 
 
-@dataclass
-class Pair:
-    primary: str
-    standby: str
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``check`` until true; return the seconds it took, or fail naming ``what``."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"{what}: not within {timeout}s")
+        time.sleep(0.02)
+    return time.monotonic() - t0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def replayed(primary_url: str, standby_url: str) -> bool:
+    """Has the standby replayed everything the primary has written so far?"""
+    with psycopg.connect(primary_url, autocommit=True) as p:
+        row = p.execute("SELECT pg_current_wal_flush_lsn()").fetchone()
+    with psycopg.connect(standby_url, autocommit=True) as s:
+        done = s.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [row[0]]).fetchone()
+    return bool(done and done[0])
+
+
+Pair = tuple[embedded.EmbeddedServer, embedded.EmbeddedServer]
+
+
+def _pair() -> Iterator[Pair]:
+    if not (embedded.find_bindir() / "pg_basebackup").exists():
+        pytest.skip(f"no pg_basebackup in {embedded.find_bindir()} (a standby needs it)")
+    with embedded.start() as primary, embedded.start(standby_of=primary) as standby:
+        wait_for(lambda: replayed(primary.url, standby.url), 30, "the standby catching up")
+        yield primary, standby
+
+
+@pytest.fixture
+def primary_and_standby() -> Iterator[Pair]:
+    """A fresh primary and a streaming standby of it, caught up, for a test that stops or
+    promotes one of them."""
+    yield from _pair()
 
 
 @pytest.fixture(scope="module")
-def standby_pair() -> Iterator[Pair]:
-    """A primary URL and the URL of a hot standby streaming from it."""
-    who = _runas._run_as()
-    with embedded.start() as primary:
-        root = Path(tempfile.mkdtemp(prefix="pgkeel-standby-"))
-        os.chown(root, who.uid, who.gid)
-        data = root / "data"
-        bindir = primary.bindir
-
-        def as_server_user(*argv: str) -> None:
-            subprocess.run(
-                argv, check=True, capture_output=True, cwd=root, user=who.uid, group=who.gid,
-                timeout=120,
-            )  # fmt: skip
-
-        port = _free_port()
-        try:
-            as_server_user(
-                str(bindir / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream",
-                "-c", "fast", "-d", primary.url,
-            )  # fmt: skip
-            as_server_user(
-                str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
-                "-t", "60", "-o",
-                f"-c port={port} -c listen_addresses=127.0.0.1 "
-                f"-c unix_socket_directories={root}",
-                "start",
-            )  # fmt: skip
-            try:
-                url = make_conninfo(primary.url, port=str(port))
-                with psycopg.connect(primary.url, autocommit=True) as conn:
-                    for _ in range(200):
-                        row = conn.execute(
-                            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
-                        ).fetchone()
-                        if row == (1,):
-                            break
-                        time.sleep(0.05)
-                    else:
-                        raise AssertionError("the standby never started streaming")
-                yield Pair(primary=primary.url, standby=url)
-            finally:
-                as_server_user(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+def shared_pair() -> Iterator[Pair]:
+    """The same, shared by a module's tests that leave both running, replay resumed, and use
+    tables of their own."""
+    yield from _pair()

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +238,38 @@ def test_dev_url_gives_way_to_database_url_and_libpq_variables(
         assert embedded.dev_url(deeper, environ={name: "x"}) is None
     elsewhere = {"PGKEEL_DATA_DIR": str(project / "nothing-here")}
     assert embedded.dev_url(deeper, environ=elsewhere) is None
+
+
+def test_db_start_standby_of(dev_cluster: tuple[Path, str]) -> None:
+    """start --standby-of DIR makes a streaming standby of the dev cluster: read-only, with the
+    primary's writes; stop leaves its data for the next start; its own directory is required."""
+    root, url = dev_cluster
+    primary_dir = root / ".pgkeel" / "data"
+    standby_dir = root / ".pgkeel" / "standby"
+    same = _pgkeel("db", "start", "--standby-of", str(primary_dir), cwd=root)
+    assert same.returncode == 1
+    assert "its own --data-dir" in same.stderr
+    args = ["--data-dir", str(standby_dir)]
+    started = _pgkeel("db", "start", *args, "--standby-of", str(primary_dir), cwd=root)
+    assert started.returncode == 0, started.stderr
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE from_primary (id int)")
+            lsn = conn.execute("SELECT pg_current_wal_flush_lsn()").fetchone()
+        with psycopg.connect(started.stdout.strip(), autocommit=True) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            deadline = time.monotonic() + 30
+            while not conn.execute(
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn[0] if lsn else None]
+            ).fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert conn.execute("SELECT count(*) FROM from_primary").fetchone() == (0,)
+    finally:
+        assert _pgkeel("db", "stop", *args, cwd=root).returncode == 0
+    assert (standby_dir / "standby.signal").exists()
+    missing = _pgkeel(
+        "db", "start", "--data-dir", str(root / "other"), "--standby-of", str(root / "x"), cwd=root
+    )
+    assert missing.returncode == 1
+    assert "no server is running" in missing.stderr

@@ -611,27 +611,27 @@ def _replayed(standby: psycopg.Connection[Any], lsn: str) -> None:
 
 
 @pytest.mark.slow
-def test_hot_standby_runs_every_check_read_only(standby_pair: Any) -> None:
+def test_hot_standby_runs_every_check_read_only(shared_pair: Any) -> None:
     """On a hot standby, which refuses any write, every check runs; each side sees the other
     (the standby says it is one, the primary lists it as streaming)."""
-    findings = {f.check: f for f in doctor(standby_pair.standby)}
+    findings = {f.check: f for f in doctor(shared_pair[1].url)}
     assert not [f for f in findings.values() if "the check failed" in f.summary], findings
     assert findings["replication_lag"].status == "ok"
     assert findings["replication_lag"].summary.startswith("a standby")
     assert "a standby: the primary's scans are not counted" in findings["unused_indexes"].summary
-    [primary] = doctor(standby_pair.primary, select=["replication_lag"])
+    [primary] = doctor(shared_pair[0].url, select=["replication_lag"])
     assert primary.status == "ok"
     assert primary.summary.startswith("1 standbys:")
     assert primary.details[0]["state"] == "streaming"
 
 
 @pytest.mark.slow
-def test_standby_with_paused_replay_lags(standby_pair: Any) -> None:
+def test_standby_with_paused_replay_lags(shared_pair: Any) -> None:
     """With replay paused on the standby while the primary writes, the standby reports its
     replay lag and the primary reports the standby behind."""
     with (
-        psycopg.connect(standby_pair.primary, autocommit=True) as primary,
-        psycopg.connect(standby_pair.standby, autocommit=True) as standby,
+        psycopg.connect(shared_pair[0].url, autocommit=True) as primary,
+        psycopg.connect(shared_pair[1].url, autocommit=True) as standby,
     ):
         primary.execute("CREATE TABLE IF NOT EXISTS lagging (pad text)")
         row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
@@ -646,11 +646,11 @@ def test_standby_with_paused_replay_lags(standby_pair: Any) -> None:
             row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
             assert row is not None
             _wait_for(standby, "SELECT 1 WHERE pg_last_wal_receive_lsn() >= %s::pg_lsn", [row[0]])
-            lag = run(standby_pair.standby, "replication_lag", lag_seconds=1)
+            lag = run(shared_pair[1].url, "replication_lag", lag_seconds=1)
             assert lag.status == "warn"
             assert "received but not replayed" in lag.summary
-            assert run(standby_pair.standby, "replication_lag").status == "ok"  # under 60 s
-            behind = run(standby_pair.primary, "replication_lag", slot_wal_bytes=100_000)
+            assert run(shared_pair[1].url, "replication_lag").status == "ok"  # under 60 s
+            behind = run(shared_pair[0].url, "replication_lag", slot_wal_bytes=100_000)
             assert behind.status == "warn"
             assert behind.details[0]["behind"] > 100_000
         finally:

@@ -73,6 +73,8 @@ RENAMES = {
     "AsyncIterator": "Iterator",
     "AsyncPipeline": "Pipeline",
     "AsyncQueryMethods": "QueryMethods",
+    "AsyncReadRouting": "ReadRouting",
+    "AsyncReplicas": "Replicas",
     "AsyncRowStream": "RowStream",
     "AsyncTransaction": "Transaction",
     "StopAsyncIteration": "StopIteration",

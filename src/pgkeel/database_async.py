@@ -41,7 +41,9 @@ from pgkeel.pool._counters import LastError
 from pgkeel.pool._liveness import needs_check
 from pgkeel.pool._reset import SessionBaseline
 from pgkeel.pool._sizing import SIZE_QUERY
-from pgkeel.query_async import AsyncQueryMethods
+from pgkeel.scale._pooler_async import check_pooler_settings
+from pgkeel.scale._pooler_base import local_settings
+from pgkeel.scale._reads_async import AsyncReadRouting, AsyncReplicas
 from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
 
 if TYPE_CHECKING:
@@ -56,15 +58,17 @@ _monotonic = time.monotonic
 _IDLE = TransactionStatus.IDLE
 
 
-class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
+class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
     """A pooled PostgreSQL database, production defaults applied. Use as a context manager
     (``async with`` on the asyncio face) or call :meth:`open` / :meth:`close`.
 
     ``url`` defaults to ``DATABASE_URL``, then to libpq's own ``PG*`` variables and service
     file; ``options`` are pgkeel's (``min_size``, ``max_size``, ``timeout``, ``size_check``,
     ``ssl``, ``leak_timeout``, ``naive_datetime``, ``statement_timeout``, ``session_settings``,
-    ``configure``, ``prepare_threshold``, ``connect_kwargs``...) or any libpq connection
-    parameter. See :class:`pgkeel.config.Config` and :func:`pgkeel.config.resolve`.
+    ``configure``, ``prepare_threshold``, ``connect_kwargs``, and for scaling out ``pooler``,
+    ``direct_url``, ``replicas``, ``max_replica_lag``, ``replica_interval``: see
+    :mod:`pgkeel.scale`) or any libpq connection parameter. See :class:`pgkeel.config.Config`
+    and :func:`pgkeel.config.resolve`.
     """
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
@@ -80,10 +84,14 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         self._session = SessionSettings(self.config)
         self._baseline = SessionBaseline(self.config)
         self._check_idle = self.config.check_idle
+        # Behind a pooler: the settings applied with SET LOCAL in each transaction (all of them
+        # until open() has seen which ones the server already has).
+        self._local = local_settings(self.config.pooler_settings)
         self._last_error = LastError()
         self._made: weakref.WeakSet[Any] = weakref.WeakSet()
         self._connection_class = connection_class(self.config, self._last_error, self._made)
         self._pool = self._new_pool()
+        self._replicas = AsyncReplicas(self, options) if self.config.replicas else None
         self._opened = False
         self._closed = False
         # Closed on interpreter exit (or when garbage collected) if the user forgot.
@@ -135,6 +143,13 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             self._pool = self._new_pool()
             self._closed = False
         await self._pool.open()
+        if self._replicas is not None:
+            try:
+                await self._replicas.open(wait)
+            except BaseException:
+                await self._pool.close()
+                self._closed = True
+                raise
         self._opened = True
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
@@ -148,6 +163,8 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         self._finalizer.detach()
         # Never blocks: the leak watcher thread ends by itself within its scan interval.
         self._leaks.stop(wait=False)
+        if self._replicas is not None:
+            await self._replicas.close()
         await self._pool.close()
 
     async def _probe(self) -> None:
@@ -164,7 +181,9 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
                 user_configure=self.config.configure,
                 baseline=self._baseline,
             )
-            if self._session.mode == "server":
+            if self.config.pooler is not None:
+                self._local = await check_pooler_settings(conn, self.config)
+            elif self._session.mode == "server":
                 await self._check_server_settings(conn)
             if self.config.size_check != "off":
                 cur = await conn.cursor(row_factory=tuple_row).execute(SIZE_QUERY)
@@ -228,7 +247,8 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         one whose session drifted from a fresh one's (``SessionBaseline``). Not psycopg_pool's
         ``check=``: after a second failed check it waits a second before the next, and after a
         mass backend termination every idle connection fails its check."""
-        compare = True
+        # Behind a pooler the check may reach any server connection: its session is not ours.
+        compare = self.config.pooler is None
         while True:
             try:
                 cur = await conn.cursor(row_factory=tuple_row).execute(self._baseline.query)
@@ -315,6 +335,10 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         await conn.set_read_only(None)
         await conn.set_deferrable(None)
         conn.row_factory = dict_row
+        if self.config.pooler is not None:
+            # The pooler's server connection now serves another client: DISCARD ALL would
+            # reach that client's session, not ours (and ours has no state to drop).
+            return
         # Settings, temp tables, LISTEN, advisory locks, prepared statements, cursors.
         await conn.execute("DISCARD ALL")
         await self._session_setup(conn)
@@ -337,6 +361,8 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         finally:
             self._leaks.returned(key)
             await self._release(conn, dirty=True)
+            if self._replicas is not None:
+                self._replicas.router.wrote()
 
     @asynccontextmanager
     async def transaction(
@@ -350,12 +376,16 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
         dirty = True
         try:
             async with block(self, "transaction"), begin_async(conn, isolation, read_only):
+                if self._local is not None:
+                    await conn.execute(self._local[0], self._local[1], prepare=False)
                 yield tx
             dirty = False
         finally:
             tx._end()
             self._leaks.returned(key)
             await self._release(conn, dirty)
+            if self._replicas is not None and not read_only:
+                self._replicas.router.wrote()
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -420,12 +450,18 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
 
     def stats(self) -> dict[str, Any]:
         """Pool and usage figures: size, available, waiting, checkouts, wait times, errors,
-        retries, connections lost, the last connection error."""
-        return self._stats(self._pool.get_stats(), waiting(self._pool), self._last_error.message)
+        retries, connections lost, the last connection error; with ``replicas=``, ``routing``:
+        reads served by the primary, and each replica's state, lag, reads and pool."""
+        out = self._stats(self._pool.get_stats(), waiting(self._pool), self._last_error.message)
+        if self._replicas is not None:
+            out["routing"] = self._replicas.stats()
+        return out
 
     async def health(self, timeout: float = 2.0) -> dict[str, Any]:
         """Run a real round trip (waiting at most ``timeout`` for a connection); return
-        ``{"status": "ok"|"degraded", "latency_ms": ..., "error": ..., "pool": {...}}``."""
+        ``{"status": "ok"|"degraded", "latency_ms": ..., "error": ..., "pool": {...}}``, and
+        with ``replicas=`` each replica's state and lag (``"replicas"``; the status is the
+        primary's: reads go there when no replica can serve)."""
         t0 = _perf()
         error = None
         try:
@@ -445,6 +481,7 @@ class AsyncDatabase(DatabaseBase, AsyncQueryMethods, AsyncBulkMethods):
             "latency_ms": round((_perf() - t0) * 1000, 3),
             "error": error,
             "pool": {k: stats[k] for k in ("size", "available", "waiting", "max_size")},
+            **({} if self._replicas is None else {"replicas": self._replicas.health()}),
         }
 
     async def _round_trip(self, timeout: float) -> None:

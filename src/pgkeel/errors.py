@@ -24,6 +24,12 @@ class ServerNotFoundError(EmbeddedServerError):
     """No PostgreSQL server binaries were found in any of the places pgkeel looks."""
 
 
+class PoolerError(ConfigError):
+    """A feature that needs a session of its own on the server (LISTEN, a session advisory
+    lock, the replication protocol) was asked of a Database behind a transaction pooler without
+    ``direct_url=``."""
+
+
 class PoolSizeError(Error):
     """The pool's ``max_size`` does not fit in the connections the server has left."""
 

@@ -42,7 +42,7 @@ from pgkeel.cdc._decoder import (
 )
 from pgkeel.cdc._slots import prepare
 from pgkeel.cdc._values import RowLoader, TypeLoaders
-from pgkeel.config import Config, resolve
+from pgkeel.config import Config, direct_conninfo, resolve
 from pgkeel.errors import CdcError
 
 __all__ = ["Change", "Changes", "Transaction", "changes"]
@@ -220,6 +220,8 @@ class Changes:
         status_interval: float = 10.0,
     ) -> None:
         self._config = config
+        # The replication protocol needs the server itself: behind a pooler, direct_url=.
+        self._conninfo = direct_conninfo(config, "pgkeel.cdc (the replication protocol)")
         self.slot = slot
         self.publication = publication
         self._create = create
@@ -238,7 +240,7 @@ class Changes:
 
     def open(self) -> Changes:
         try:
-            meta = psycopg.connect(self._config.conninfo, autocommit=True)
+            meta = psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise type(exc)(self._config.scrub(str(exc))) from None
         self._meta = meta
@@ -259,7 +261,7 @@ class Changes:
         return self
 
     def _start_reader(self) -> None:
-        reader = _Reader(self._config.conninfo, self.slot, self.publication, self._status_interval)
+        reader = _Reader(self._conninfo, self.slot, self.publication, self._status_interval)
         self._reader = reader
         reader.start()
         reader.started_ok.wait()

@@ -69,13 +69,25 @@ def _mismatch(server: embedded.EmbeddedServer, port: int | None, ssl: bool) -> s
     help="TCP port, kept across restarts (default: the cluster's port, a free one when new).",
 )
 @click.option("--ssl", is_flag=True, help="Serve TLS with a generated CA (verify-full).")
-def start(data_dir: Path | None, port: int | None, ssl: bool) -> None:
+@click.option(
+    "--standby-of",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Make a new cluster a streaming standby (read-only replica) of the server running on "
+    "this data directory; give the standby its own --data-dir.",
+)
+def start(data_dir: Path | None, port: int | None, ssl: bool, standby_of: Path | None) -> None:
     """Start (or reuse) the cluster and print its URL."""
     where = _resolve(data_dir)
+    if standby_of is not None and standby_of.absolute() == where:
+        raise click.ClickException(
+            f"--standby-of {standby_of} is the cluster being started; give the standby its own "
+            "--data-dir"
+        )
     server = embedded.running(where)
     if server is None:
         try:
-            server = embedded.start(where, port=port, ssl=ssl)
+            server = embedded.start(where, port=port, ssl=ssl, standby_of=standby_of)
         except Error as exc:
             raise click.ClickException(str(exc)) from exc
         server.detach()

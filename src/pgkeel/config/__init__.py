@@ -12,7 +12,8 @@ never leave this package unredacted except inside ``Config.conninfo``, which is 
 startup packet, or with ``SET`` where a pooler such as PgBouncer refuses the startup ``options``.
 Private modules: ``_resolve`` (resolve), ``_defaults`` (the defaults and Config), ``_values``
 (option checks), ``_options`` (the ``options`` string), ``_tls`` (SSL policy), ``_secrets``
-(redaction) and ``_session`` (SessionSettings).
+(redaction), ``_session`` (SessionSettings) and ``_scale`` (pooler, direct_url, replicas, and
+:func:`direct_conninfo`: the connection string for a feature that needs a session of its own).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from pgkeel.config._defaults import LIBPQ_DEFAULTS, SERVER_SETTINGS_DEFAULTS, Config, SessionMode
 from pgkeel.config._options import parse_options, render_options
 from pgkeel.config._resolve import resolve
+from pgkeel.config._scale import direct_conninfo
 from pgkeel.config._secrets import SECRET_PARAMS, redact, scrub
 from pgkeel.config._session import SessionSettings
 from pgkeel.config._tls import ssl_verdict
@@ -33,6 +35,7 @@ __all__ = [
     "Config",
     "SessionMode",
     "SessionSettings",
+    "direct_conninfo",
     "duration",
     "parse_options",
     "redact",

@@ -94,6 +94,21 @@ class Config:
     #: Whether any Config of this process has ``slow_query_ms``: until one has, the query
     #: methods skip looking for it (``pgkeel.ops._trace``).
     any_slow_query_log: ClassVar[bool] = False
+    #: A pooler between pgkeel and the server (``"pgbouncer"``, transaction mode): no prepared
+    #: statements unless ``prepare_threshold`` is given, no session state, no DISCARD ALL, the
+    #: server settings checked at open and applied per transaction where the server lacks them.
+    pooler: Literal["pgbouncer"] | None = None
+    #: The server settings (``settings`` before the pooler emptied them) that a Database behind
+    #: a pooler checks at open and applies with ``SET LOCAL`` in transactions where missing.
+    pooler_settings: tuple[tuple[str, str], ...] = ()
+    #: The server's own connection string (``direct_url=``), for what a pooler cannot carry.
+    direct_conninfo: str | None = dataclasses.field(default=None, repr=False)
+    #: Read replicas' connection strings (``replicas=``); each gets a pool of its own.
+    replicas: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    #: Seconds of replay lag past which a replica serves no reads.
+    max_replica_lag: float = 1.0
+    #: Seconds between two measurements of each replica's state and lag (in the background).
+    replica_interval: float = 0.2
     #: The SSL policy's verdict, for the Database to log (never holds the password).
     ssl_warning: str | None = None
 
@@ -109,6 +124,9 @@ class Config:
     def scrub(self, text: str) -> str:
         """Remove every secret of this configuration from ``text`` (an error message)."""
         secrets = _secrets_in(self.conninfo) + _secrets_in(self.plain_conninfo)
+        for other in (self.direct_conninfo, *self.replicas):
+            if other:
+                secrets += _secrets_in(other)
         secrets += [v for k, v in self.settings if _secret_name(k) and len(v) > 3]
         return _scrub(text, secrets)
 

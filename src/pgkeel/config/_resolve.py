@@ -15,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgkeel.config._defaults import LIBPQ_DEFAULTS, SERVER_SETTINGS_DEFAULTS, Config, SessionMode
 from pgkeel.config._options import parse_options, render_options
+from pgkeel.config._scale import SCALE_OPTIONS, split_scale_options
 from pgkeel.config._secrets import _scrub, _secrets_in, _secrets_of
 from pgkeel.config._tls import _sslmode, effective_params, ssl_verdict
 from pgkeel.config._values import (
@@ -34,6 +35,7 @@ __all__ = ["resolve"]
 logger = logging.getLogger("pgkeel.config")
 
 _SUPPORTED_SCHEMES = ("postgresql", "postgres")
+_SCALE_ENV = frozenset("PGKEEL_" + key.upper() for key in SCALE_OPTIONS)
 
 
 def resolve(
@@ -48,6 +50,7 @@ def resolve(
     ``options``, or in ``PGOPTIONS`` without one), keyword ``options``.
     """
     env = os.environ if environ is None else environ
+    options, scale = split_scale_options(options or {}, env)
     source = url if url is not None else env.get("DATABASE_URL", "")
     where = "url" if url is not None else "DATABASE_URL"
     secrets = _secrets_in(source)
@@ -70,7 +73,7 @@ def resolve(
     pool: dict[str, Any] = {}
     env_settings: dict[str, str] = {}
     for name, raw in env.items():
-        if name.startswith("PGKEEL_") and name != "PGKEEL_TEST_URL":
+        if name.startswith("PGKEEL_") and name != "PGKEEL_TEST_URL" and name not in _SCALE_ENV:
             key = name[len("PGKEEL_") :].lower()
             where_env = f"environment variable {name}"
             if key in _POOL_OPTIONS:
@@ -137,6 +140,22 @@ def resolve(
         return out
 
     plain = with_options(render_options(switches))
+    pooler = scale.get("pooler")
+    if pooler is not None:
+        # A transaction pooler hands each transaction to any server connection: nothing may
+        # live in the session. The settings are checked at open, and applied per transaction
+        # where the server lacks them (see AsyncDatabase._check_pooler_settings).
+        pool.setdefault("prepare_threshold", None)
+        if pool.get("session_settings", "auto") in ("auto", "server"):
+            scale["pooler_settings"] = settings
+            mode = pool["session_settings"] = "server"
+        else:
+            raise ConfigError(
+                f"session_settings={pool['session_settings']!r} puts session state on "
+                f"server connections that {pooler} shares between clients; leave it out "
+                "(pgkeel checks the server's settings at open and applies missing ones per "
+                "transaction) or pass session_settings='server'"
+            )
     if mode == "server":
         # pgkeel sends nothing of its own: the role or database carries the settings.
         settings = ()
@@ -153,6 +172,14 @@ def resolve(
             f"invalid connection parameters: {_scrub(str(exc).strip(), secrets)}"
         ) from None
 
+    if scale.get("direct_url") is not None:
+        direct_options = {k: v for k, v in (options or {}).items() if k not in _POOL_OPTIONS}
+        direct_options.pop("configure", None)
+        direct_options.pop("connect_kwargs", None)
+        direct_options.pop("prepare_threshold", None)
+        scale["direct_conninfo"] = resolve(scale.pop("direct_url"), direct_options, env).conninfo
+    scale.pop("direct_url", None)
+
     pool.setdefault("min_size", 2)
     pool.setdefault("max_size", max(10, pool["min_size"]))
     if pool["min_size"] > pool["max_size"]:
@@ -160,7 +187,9 @@ def resolve(
             f"min_size={pool['min_size']} is larger than max_size={pool['max_size']}; "
             "lower min_size or raise max_size"
         )
-    cfg = Config(conninfo=conninfo, plain_conninfo=plain_conninfo, settings=settings, **pool)
+    cfg = Config(
+        conninfo=conninfo, plain_conninfo=plain_conninfo, settings=settings, **pool, **scale
+    )
     effective = effective_params(params, env)
     if cfg.ssl in ("required", "verify-ca"):
         accept = ("verify-full",) if cfg.ssl == "required" else ("verify-ca", "verify-full")

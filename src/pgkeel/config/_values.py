@@ -19,6 +19,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from pgkeel.config._defaults import SERVER_SETTINGS_DEFAULTS, Config
+from pgkeel.config._scale import SCALE_OPTIONS
 from pgkeel.errors import ConfigError
 
 _POOL_OPTIONS: Mapping[str, type] = {
@@ -78,7 +79,7 @@ def _is_libpq_keyword(key: str) -> bool:
 
 
 def _all_options() -> list[str]:
-    return sorted([*_POOL_OPTIONS, *SERVER_SETTINGS_DEFAULTS, *_OBJECT_OPTIONS])
+    return sorted([*_POOL_OPTIONS, *SERVER_SETTINGS_DEFAULTS, *_OBJECT_OPTIONS, *SCALE_OPTIONS])
 
 
 def _unknown_option(name: str) -> str:

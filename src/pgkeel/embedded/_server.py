@@ -309,6 +309,7 @@ def start(
     port: int | None = None,
     settings: Mapping[str, object] | None = None,
     ssl: bool = False,
+    standby_of: EmbeddedServer | str | os.PathLike[str] | None = None,
 ) -> EmbeddedServer:
     """Start a PostgreSQL server and return it; use it as a context manager to stop it.
 
@@ -317,6 +318,11 @@ def start(
     keeps that port across restarts (``port=`` moves it). ``settings`` override
     :data:`DEFAULT_SETTINGS` (e.g. ``{"max_connections": 20}``). ``ssl=True`` generates a CA and
     a certificate for ``localhost``; the URL then asks for ``sslmode=verify-full``.
+
+    ``standby_of`` (a running EmbeddedServer, or the data directory of one) makes the new
+    cluster a streaming standby of it: a ``pg_basebackup`` of the primary, ``standby.signal``
+    and ``primary_conninfo``; it serves read-only queries (hot standby) and can be promoted
+    with ``SELECT pg_promote()``. An existing cluster is started as it is.
     """
     bindir = find_bindir()
     if ssl and not supports_ssl(bindir):
@@ -327,6 +333,7 @@ def start(
         )
     version = _server_version(bindir)
     who = _run_as()
+    primary = _primary(standby_of)
     throwaway = data_dir is None
     lock_fd: int | None = None
     if data_dir is None:
@@ -341,6 +348,11 @@ def start(
         data.parent.mkdir(parents=True, exist_ok=True)
     try:
         _check_reachable(data.parent, who)
+        if primary is not None and not (data / "PG_VERSION").exists():
+            _base_backup(primary, data, who)
+            # A hot standby refuses to start with a lower max_connections (and others) than
+            # its primary: it starts with the primary's settings, settings= over them.
+            settings = {**_conf_settings(data / _CONF_FILE), **(settings or {})}
         password = _prepare_data_dir(data, bindir, version, who)
         server = _launch(
             data, bindir, version, who, password, port, settings, ssl, throwaway, lock_fd
@@ -352,6 +364,89 @@ def start(
             os.close(lock_fd)
         raise
     return server
+
+
+def _primary(
+    standby_of: EmbeddedServer | str | os.PathLike[str] | None,
+) -> EmbeddedServer | None:
+    if standby_of is None or isinstance(standby_of, EmbeddedServer):
+        return standby_of
+    found = running(standby_of)
+    if found is None:
+        raise EmbeddedServerError(
+            f"standby_of: no server is running on {Path(standby_of).absolute()}; start the "
+            "primary first (pgkeel db start --data-dir ...)"
+        )
+    return found
+
+
+#: Settings pgkeel writes for each server itself: never copied from a primary.
+_OWN_SETTINGS = frozenset(
+    {"port", "listen_addresses", "unix_socket_directories", "ssl", "ssl_cert_file", "ssl_key_file"}
+)
+
+
+def _conf_settings(path: Path) -> dict[str, object]:
+    """The settings of a ``pgkeel.conf`` (as :func:`_conf_value` wrote them), but the ones
+    that belong to one server (port, sockets, TLS files)."""
+    out: dict[str, object] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in path.read_text().splitlines():
+            name, eq, value = line.partition(" = ")
+            if not eq or line.startswith("#") or name in _OWN_SETTINGS:
+                continue
+            value = value.strip()
+            if value.startswith("'") and value.endswith("'"):
+                value = value[1:-1].replace("''", "'").replace("\\\\", "\\")
+            out[name.strip()] = value
+    return out
+
+
+def _base_backup(primary: EmbeddedServer, data: Path, who: _RunAs) -> None:
+    """Make ``data`` a streaming standby of ``primary``: pg_basebackup (with the WAL it needs),
+    ``standby.signal`` and ``primary_conninfo``. The password travels in a passfile kept in the
+    cluster (mode 0600), never on a command line."""
+    if data.exists() and any(data.iterdir()):
+        raise EmbeddedServerError(
+            f"standby_of: {data} exists and is not empty; a standby starts from an empty directory"
+        )
+    if not (primary.bindir / "pg_basebackup").exists():
+        raise EmbeddedServerError(
+            f"standby_of: {primary.bindir} has no pg_basebackup; install the PostgreSQL server "
+            "package (e.g. apt-get install postgresql) and point PGKEEL_PG_BINDIR at its bin/"
+        )
+    data.mkdir(mode=0o700, exist_ok=True)  # the server's user may not write in data.parent
+    who.own(data)
+    passfile = data.parent / f".{data.name}.pgpass"
+    passfile.write_text(f"127.0.0.1:{primary.port}:*:{SUPERUSER}:{primary.password}\n")
+    passfile.chmod(0o600)
+    who.own(passfile)
+    conninfo = (
+        f"host=127.0.0.1 port={primary.port} user={SUPERUSER} passfile={passfile} "
+        "sslmode=prefer connect_timeout=10"
+    )
+    try:
+        result = who.run(
+            [str(primary.bindir / "pg_basebackup"), "-D", str(data), "-d", conninfo,
+             "-X", "stream", "-c", "fast", "--no-sync"],
+            capture_output=True,
+        )  # fmt: skip
+        _fail("pg_basebackup", result)
+        kept = data / "pgkeel.pgpass"
+        shutil.move(str(passfile), kept)
+        with contextlib.suppress(FileNotFoundError):
+            (data / _STATE_FILE).unlink()  # the primary's port, not ours
+        (data / "standby.signal").write_text("")
+        primary_conninfo = conninfo.replace(f"passfile={passfile}", f"passfile={kept}")
+        with (data / "postgresql.auto.conf").open("a") as conf:
+            conf.write(f"primary_conninfo = {_conf_value(primary_conninfo)}\n")
+        for path in (data / "standby.signal", data / "postgresql.auto.conf", kept):
+            who.own(path)
+    except BaseException:
+        shutil.rmtree(data, ignore_errors=True)  # a half-copied cluster must not start later
+        raise
+    finally:
+        passfile.unlink(missing_ok=True)
 
 
 def _prepare_data_dir(data: Path, bindir: Path, version: str, who: _RunAs) -> str | None:

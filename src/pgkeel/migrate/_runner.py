@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pgkeel import types
-from pgkeel.config import duration, scrub
+from pgkeel.config import Config, direct_conninfo, duration, scrub
 from pgkeel.config import resolve as resolve_config
 from pgkeel.errors import ConfigError, MigrationError, MigrationLintError
 from pgkeel.migrate._files import Migration, discover
@@ -85,6 +85,9 @@ class Entry:
 
 def _conninfo(db_or_url: Any) -> str:
     config = getattr(db_or_url, "config", None)
+    if isinstance(config, Config):
+        # The migration lock is a session advisory lock: behind a pooler, direct_url= or an error.
+        return direct_conninfo(config, "pgkeel.migrate (its session advisory lock)")
     if config is not None and isinstance(getattr(config, "conninfo", None), str):
         return str(config.conninfo)
     if db_or_url is not None and not isinstance(db_or_url, str):
