@@ -117,3 +117,8 @@ class CdcSetupError(CdcError):
 class SlotLostError(CdcError):
     """A replication slot pgkeel created no longer exists: changes may have been lost, so it is
     never silently re-created."""
+
+
+class NotSupportedError(Error):
+    """What was asked cannot work on the chosen driver (or its extra is not installed); the
+    message names the driver and the way out."""

@@ -88,6 +88,8 @@ class Config:
     #: ``conninfo`` without the settings in ``options``, for when they are sent with ``SET``.
     plain_conninfo: str = dataclasses.field(default="", repr=False)
     name: str | None = None
+    #: The backend: psycopg 3 (both faces), asyncpg (asyncio face), psycopg2 (sync face).
+    driver: Literal["psycopg", "asyncpg", "psycopg2"] = "psycopg"
     #: The SSL policy's verdict, for the Database to log (never holds the password).
     ssl_warning: str | None = None
 

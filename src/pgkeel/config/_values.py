@@ -38,12 +38,14 @@ _POOL_OPTIONS: Mapping[str, type] = {
     "stream_idle_timeout": float,
     "session_settings": str,
     "name": str,
+    "driver": str,
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "size_check": ("warn", "error", "off"),
     "ssl": ("warn", "required", "verify-ca", "off"),
     "naive_datetime": ("error", "allow"),
     "session_settings": ("auto", "startup", "set", "server"),
+    "driver": ("psycopg", "asyncpg", "psycopg2"),
 }
 #: Options that must be above zero, not just non-negative.
 _POSITIVE = frozenset({"max_size", "timeout", "max_lifetime", "reconnect_delay_max"})

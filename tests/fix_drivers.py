@@ -1,0 +1,41 @@
+"""The contract fixture: the core behaviour tests run once per driver of each face through
+``on_driver`` (asyncio face: psycopg, asyncpg), never copied per driver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import pgkeel
+
+#: The drivers of the asyncio face; each test using ``on_driver`` runs once per name.
+ASYNC_DRIVERS = ["psycopg", "asyncpg"]
+
+Run = Callable[..., Any]
+
+
+@pytest.fixture(params=ASYNC_DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """The driver this run of a contract test uses."""
+    return str(request.param)
+
+
+@pytest.fixture
+def on_driver(pg_url: str, driver: str) -> Run:
+    """``on_driver(fn, **options)`` runs ``await fn(db)`` in a fresh event loop with an open
+    AsyncDatabase on this run's driver (small pool: min 1, max 4, unless ``options`` say)."""
+
+    def run(fn: Callable[[pgkeel.AsyncDatabase], Awaitable[Any]], **options: Any) -> Any:
+        options = {"min_size": 1, "max_size": 4, **options}
+
+        async def main() -> Any:
+            async with pgkeel.AsyncDatabase(pg_url, driver=driver, **options) as db:
+                async with asyncio.timeout(60):
+                    return await fn(db)
+
+        return asyncio.run(main())
+
+    return run
