@@ -18,9 +18,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import psycopg
+
 from pgkeel.errors import ConfigError, NotSupportedError
 
-__all__ = ["DRIVERS", "load"]
+__all__ = ["DRIVERS", "adapter", "load"]
 
 #: Each driver name: (the face it serves, its module, the package it needs, the extra).
 DRIVERS: dict[str, tuple[str, str | None, str | None]] = {
@@ -53,3 +55,9 @@ def load(name: str, *, face: str, config: Any) -> Any:
             f"driver={name!r} needs the {package} package: pip install 'pgkeel[{name}]'"
         ) from None
     return importlib.import_module(module).Driver(config)
+
+
+def adapter(conn: object) -> Any:
+    """``conn`` if it is another driver's connection adapter (not psycopg's), else None: where
+    :mod:`pgkeel.bulk` hands the work to the driver (typed ``Any``: the adapters are duck-typed)."""
+    return None if isinstance(conn, psycopg.BaseConnection) else conn

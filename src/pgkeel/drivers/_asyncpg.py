@@ -39,6 +39,7 @@ from psycopg.types.json import Json, Jsonb
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 from pgkeel._database_base import scrub_error
+from pgkeel.drivers import _asyncpg_bulk
 from pgkeel.drivers._errors import translate
 from pgkeel.drivers._placeholders import to_dollar
 from pgkeel.errors import Error as PgkeelError
@@ -444,6 +445,17 @@ class Connection:
             await self._simple(f"RELEASE SAVEPOINT {name}")
         finally:
             self._depth -= 1
+
+    # --- bulk (pgkeel.bulk hands these the connection where it would use psycopg's COPY) ----
+
+    async def copy_into(self, *args: Any) -> int:
+        return await _asyncpg_bulk.copy_into(self, *args)
+
+    def stream_batches(self, query: Any, params: Any, **kwargs: Any) -> AsyncIterator[list[Any]]:
+        return _asyncpg_bulk.stream_batches(self, query, params, **kwargs)
+
+    async def copy_out(self, *args: Any) -> int:
+        return await _asyncpg_bulk.copy_out(self, *args)
 
     async def rollback(self) -> None:
         if self._in_tx():

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import ProgrammingError
 
-__all__ = ["Plan", "plan", "to_dollar"]
+__all__ = ["Plan", "plan", "render_literals", "to_dollar"]
 
 #: A converted query: its text with ``$n`` placeholders, and the parameters in ``$n`` order,
 #: as positions (``int``) for ``%s`` or names (``str``) for ``%(name)s``.
@@ -50,17 +50,42 @@ def to_dollar(
     return text, list(params)
 
 
+def render_literals(query: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
+    """The query with its parameters merged in as SQL literals (quoted by psycopg's rules), for
+    statements that take no bound parameters (COPY), as psycopg does for them."""
+    from psycopg import sql
+
+    if params is None:
+        return query
+    _, args = to_dollar(query, params)
+    literals = [sql.Literal(a).as_string(None) for a in args]
+    chunks, _ = _scan(query)
+    out = []
+    for chunk, slot in chunks:
+        out.append(chunk)
+        if slot is not None:
+            out.append(literals[slot])
+    return "".join(out)
+
+
 @lru_cache(maxsize=1024)
 def plan(query: str) -> Plan:
     """Scan ``query`` once: its ``$n`` text and parameter order (cached per text)."""
-    out: list[str] = []
+    chunks, order = _scan(query)
+    return "".join(c + ("" if s is None else f"${s + 1}") for c, s in chunks), order
+
+
+def _scan(query: str) -> tuple[list[tuple[str, int | None]], tuple[int | str, ...]]:
+    """The query's text chunks, each followed by the 0-based parameter slot it is followed by
+    (None for the last), and the parameter order."""
+    out: list[tuple[str, int | None]] = []
     order: list[int | str] = []
     names: dict[str, int] = {}
     n = len(query)
     i = start = 0
 
-    def flush(upto: int) -> None:
-        out.append(query[start:upto].replace("%%", "%"))
+    def flush(upto: int, slot: int | None) -> None:
+        out.append((query[start:upto].replace("%%", "%"), slot))
 
     while i < n:
         ch = query[i]
@@ -81,13 +106,13 @@ def plan(query: str) -> Plan:
             if query.startswith("%%", i):
                 i += 2
                 continue
-            flush(i)
+            at = i
             kind, name, i = _placeholder(query, i)
             if kind == "positional":
                 if names:
                     raise ProgrammingError("positional and named placeholders cannot be mixed")
                 order.append(len(order))
-                out.append(f"${len(order)}")
+                flush(at, len(order) - 1)
             else:
                 assert name is not None
                 if order and not names:
@@ -95,12 +120,12 @@ def plan(query: str) -> Plan:
                 if name not in names:
                     order.append(name)
                     names[name] = len(order)
-                out.append(f"${names[name]}")
+                flush(at, names[name] - 1)
             start = i
         else:
             i += 1
-    flush(n)
-    return "".join(out), tuple(order)
+    flush(n, None)
+    return out, tuple(order)
 
 
 def _word(ch: str) -> bool:
