@@ -158,7 +158,6 @@ class Cursor:
         "_make",
         "_multi",
         "_rows",
-        "description",
         "rowcount",
         "statusmessage",
     )
@@ -172,7 +171,6 @@ class Cursor:
         self._multi = False
         self.rowcount = -1
         self.statusmessage: str | None = None
-        self.description: list[_Column] | None = None
 
     async def __aenter__(self) -> Cursor:
         return self
@@ -194,13 +192,19 @@ class Cursor:
         self._make = None
         self.statusmessage = status
         self.rowcount = _rowcount(status)
-        # A Record iterates over its values; keys() are the column names.
-        self.description = [_Column(k) for k in rows[0].keys()] if rows else None  # noqa: SIM118
         return self
 
     @property
+    def description(self) -> list[_Column] | None:
+        # Built on demand (a row factory other than dict or tuple): most queries never ask.
+        # A Record iterates over its values; keys() are the column names.
+        rows = self._rows
+        return [_Column(k) for k in rows[0].keys()] if rows else None  # noqa: SIM118
+
+    @property
     def pgresult(self) -> _Result | None:
-        return _Result([c.name for c in self.description]) if self.description else None
+        desc = self.description
+        return _Result([c.name for c in desc]) if desc else None
 
     #: What psycopg's row factories decode the column names with (``_Result.fname``).
     _encoding = "utf-8"

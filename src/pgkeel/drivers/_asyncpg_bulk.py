@@ -142,7 +142,7 @@ async def stream_batches(
 ) -> AsyncIterator[list[Any]]:
     """A query's rows in lists of ``batch_size``, through a server-side cursor (asyncpg's
     ``Connection.cursor``); must run inside a transaction."""
-    from pgkeel.drivers._asyncpg import Cursor, _Column, _fail, _sql_text
+    from pgkeel.drivers._asyncpg import Cursor, _fail, _sql_text
 
     text, args = to_dollar(_sql_text(query), params)
     if args:
@@ -156,9 +156,7 @@ async def stream_batches(
             conn._active = False
             if not records:
                 return
-            shaper._rows, shaper._i = records, 0
-            if shaper.description is None:
-                shaper.description = [_Column(k) for k in records[0].keys()]  # noqa: SIM118
+            shaper._rows, shaper._i, shaper._make = records, 0, None
             yield await shaper.fetchall()
     except psycopg.Error:
         raise
