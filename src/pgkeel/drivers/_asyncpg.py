@@ -45,7 +45,7 @@ from pgkeel.drivers._placeholders import to_dollar
 from pgkeel.errors import Error as PgkeelError
 from pgkeel.errors import NotSupportedError
 from pgkeel.pool._sizing import SIZE_QUERY
-from pgkeel.types import dumps_json, loads_json
+from pgkeel.types import dumps_json, loads_json, loads_jsonb
 from pgkeel.types._datetime import _naive
 
 if TYPE_CHECKING:
@@ -684,11 +684,16 @@ class Driver:
             raise err from None
         db._last_error.clear()
         _keepalive(raw, self.config)
+        # Binary codecs, so that binary COPY (copy_in, upsert) can send JSON too.
         await raw.set_type_codec(
-            "json", encoder=_dumps, decoder=_loads, schema="pg_catalog", format="text"
+            "json", encoder=dumps_json, decoder=loads_json, schema="pg_catalog", format="binary"
         )
         await raw.set_type_codec(
-            "jsonb", encoder=_dumps, decoder=_loads, schema="pg_catalog", format="text"
+            "jsonb",
+            encoder=_dumps_jsonb,
+            decoder=_loads_jsonb,
+            schema="pg_catalog",
+            format="binary",
         )
         conn = Connection(raw, self.config.naive_datetime)
         try:
@@ -751,12 +756,12 @@ class Driver:
         await self._session_setup(conn)
 
 
-def _dumps(obj: Any) -> str:
-    return dumps_json(obj).decode()
+def _dumps_jsonb(obj: Any) -> bytes:
+    return b"\x01" + dumps_json(obj)  # jsonb's binary form: a version byte, then the text
 
 
-def _loads(text: str) -> Any:
-    return loads_json(text.encode())
+def _loads_jsonb(data: bytes) -> Any:
+    return loads_jsonb(data[1:])
 
 
 def connect_arguments(config: Config) -> dict[str, Any]:
