@@ -20,7 +20,7 @@ from psycopg import sql
 import pgkeel
 from pgkeel.errors import NotStorableError
 
-pytest_plugins = ["fix_drivers"]
+pytest_plugins = ["fix_drivers", "fix_pgbouncer"]
 
 TABLE = "CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0))"
 
@@ -489,3 +489,26 @@ def test_stream_and_copy_out(on_driver: Any, tmp_path: Any) -> None:
         return str(out.read_text())
 
     assert on_driver(body) == "id,name\n1,n1\n2,n2\n3,n3\n"
+
+
+def test_pgbouncer_transaction_mode(on_driver: Any, pg_url: str, pgbouncer_factory: Any) -> None:
+    """Through PgBouncer in transaction mode with prepare_threshold=None: the refused startup
+    settings switch to SET, statement_timeout really cancels, and queries keep working when
+    PgBouncer moves the client to another server connection."""
+    url = pgbouncer_factory()(pg_url)
+
+    async def body(db: pgkeel.AsyncDatabase) -> None:
+        assert await db.fetch_val("SHOW statement_timeout") == "100ms"
+        with pytest.raises(pg_errors.QueryCanceled):
+            await db.fetch_val("SELECT pg_sleep(3)")
+        for i in range(8):
+            assert await db.fetch_val("SELECT %s::int + 1", [i]) == i + 1
+        other = pgkeel.AsyncDatabase(url, min_size=1, prepare_threshold=None)
+        # other's transaction holds PgBouncer's first server connection.
+        async with other, other.transaction() as tx:
+            await tx.fetch_val("SELECT 1")
+            assert await db.fetch_val("SELECT %s::int + 1", [41]) == 42
+
+    from fix_drivers import run_on
+
+    run_on(url, on_driver.driver, body, statement_timeout=0.1, prepare_threshold=None, max_size=1)
