@@ -512,3 +512,27 @@ def test_pgbouncer_transaction_mode(on_driver: Any, pg_url: str, pgbouncer_facto
     from fix_drivers import run_on
 
     run_on(url, on_driver.driver, body, statement_timeout=0.1, prepare_threshold=None, max_size=1)
+
+
+def test_pool_limits_waiting_and_lifetime(on_driver: Any) -> None:
+    """max_waiting refuses the waiter beyond it with TooManyRequests; a connection older than
+    max_lifetime is replaced rather than handed out again."""
+    from psycopg_pool import TooManyRequests
+
+    async def body(db: pgkeel.AsyncDatabase) -> None:
+        first = await db.fetch_val("SELECT pg_backend_pid()")
+        async with db.connection():
+            waiter = asyncio.create_task(db.fetch_val("SELECT 1"))
+            await asyncio.sleep(0.1)
+            with pytest.raises(TooManyRequests):
+                await db.fetch_val("SELECT 1")
+        assert await waiter == 1
+        await asyncio.sleep(1.1)
+        for _ in range(20):
+            pid = await db.fetch_val("SELECT pg_backend_pid()")
+            if pid != first:
+                break
+            await asyncio.sleep(0.2)
+        assert pid != first
+
+    on_driver(body, min_size=1, max_size=1, max_waiting=1, max_lifetime=1.0, timeout=3)
