@@ -491,11 +491,18 @@ def test_stream_and_copy_out(on_driver: Any, tmp_path: Any) -> None:
     assert on_driver(body) == "id,name\n1,n1\n2,n2\n3,n3\n"
 
 
-def test_pgbouncer_transaction_mode(on_driver: Any, pg_url: str, pgbouncer_factory: Any) -> None:
-    """Through PgBouncer in transaction mode with prepare_threshold=None: the refused startup
-    settings switch to SET, statement_timeout really cancels, and queries keep working when
-    PgBouncer moves the client to another server connection."""
-    url = pgbouncer_factory()(pg_url)
+IGNORED = "options,statement_timeout,lock_timeout,idle_in_transaction_session_timeout"
+
+
+@pytest.mark.parametrize("ignore", [None, IGNORED])
+def test_pgbouncer_transaction_mode(
+    on_driver: Any, pg_url: str, pgbouncer_factory: Any, ignore: str | None
+) -> None:
+    """Through PgBouncer in transaction mode with prepare_threshold=None: startup settings it
+    refuses (or silently ignores) switch to SET, statement_timeout really cancels, and queries
+    keep working when PgBouncer moves the client to another server connection."""
+    settings = {} if ignore is None else {"ignore_startup_parameters": ignore}
+    url = pgbouncer_factory(**settings)(pg_url)
 
     async def body(db: pgkeel.AsyncDatabase) -> None:
         assert await db.fetch_val("SHOW statement_timeout") == "100ms"

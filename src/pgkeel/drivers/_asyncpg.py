@@ -698,7 +698,11 @@ class Driver:
         conn = Connection(raw, self.config.naive_datetime)
         try:
             if not session.decided:
-                session.mode = "startup"
+                # As on psycopg: a pooler may drop startup parameters it was told to ignore.
+                cur = await conn.cursor(row_factory=tuple_row).execute(
+                    session.IGNORED_QUERY, [session.names()]
+                )
+                session.started([row[0] for row in await cur.fetchall()])
             await self._session_setup(conn)
             baseline = db._baseline
             if not baseline.known(session.mode):
