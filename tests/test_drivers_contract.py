@@ -543,3 +543,21 @@ def test_pool_limits_waiting_and_lifetime(on_driver: Any) -> None:
         assert pid != first
 
     on_driver(body, min_size=1, max_size=1, max_waiting=1, max_lifetime=1.0, timeout=3)
+
+
+@pytest.mark.usefixtures("require_tls")
+def test_tls_verify_full(driver: str) -> None:
+    """With ssl="required", a verify-full URL (the embedded server's CA) connects over TLS on
+    every driver."""
+    from fix_drivers import run_on
+    from pgkeel import embedded
+
+    async def body(db: pgkeel.AsyncDatabase) -> Any:
+        return await db.fetch_val("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+
+    server = embedded.start(ssl=True)
+    try:
+        assert "sslmode=verify-full" in server.url
+        assert run_on(server.url, driver, body, ssl="required") is True
+    finally:
+        server.stop()
