@@ -44,6 +44,11 @@ def main() -> None:
                 "pgkeel",
                 lambda: asyncio.run(async_pgkeel(url, dicts)),
             ),
+            (
+                "pgkeel AsyncDatabase(driver='asyncpg').copy_in (dicts)",
+                "pgkeel",
+                lambda: asyncio.run(async_pgkeel(url, dicts, driver="asyncpg")),
+            ),
             ("psycopg 3 binary COPY + set_types", "peer", lambda: psycopg_binary(url, tuples)),
             (
                 "asyncpg copy_records_to_table",
@@ -77,8 +82,10 @@ def check(url: str, n: int) -> None:
     assert got == (n,), f"loaded {got} rows, expected {n}"
 
 
-async def async_pgkeel(url: str, rows: list[dict[str, Any]]) -> None:
-    async with pgkeel.AsyncDatabase(url, min_size=1, max_size=1, statement_timeout=0) as adb:
+async def async_pgkeel(url: str, rows: list[dict[str, Any]], driver: str = "psycopg") -> None:
+    async with pgkeel.AsyncDatabase(
+        url, min_size=1, max_size=1, statement_timeout=0, driver=driver
+    ) as adb:
         await adb.copy_in(TABLE, rows)
 
 

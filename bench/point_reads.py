@@ -1,11 +1,14 @@
 """Point reads: N concurrent clients doing ``SELECT ... WHERE id = %s`` on a 1M-row table.
 
-pgkeel (sync threads, async tasks) side by side with the raw drivers, in one run: psycopg_pool
-(sync threads, async tasks), psycopg2 ``ThreadedConnectionPool`` (threads), asyncpg's pool
-(tasks). Each raw variant is written the way its documentation shows. Prints queries/s and the
-ratios the goals are stated in. Uses ``PGKEEL_BENCH_URL`` if set, else starts an embedded server.
+pgkeel (sync threads, async tasks; on each driver) side by side with the raw drivers, in one run:
+psycopg_pool (sync threads, async tasks), psycopg2 ``ThreadedConnectionPool`` (threads),
+asyncpg's pool (tasks) and asyncpg on dedicated connections (its ceiling), and ``pgbench`` with
+the same query as the server's limit. Each raw variant is written the way its documentation
+shows. With ``--rounds N`` the whole list runs N times, in reversed order every other round,
+and the median is reported. Prints queries/s and the ratios the goals are stated in. Uses
+``PGKEEL_BENCH_URL`` if set, else starts an embedded server.
 
-    flock /tmp/pgkeel-bench.lock .venv/bin/python bench/point_reads.py [--seconds 10]
+    flock /tmp/pgkeel-bench.lock .venv/bin/python bench/point_reads.py [--seconds 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ import asyncio
 import os
 import platform
 import random
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -100,10 +108,12 @@ def bench_pgkeel_sync(url: str, a: argparse.Namespace, row: type = dict) -> int:
         )
 
 
-def bench_pgkeel_async(url: str, a: argparse.Namespace, row: type = dict) -> int:
+def bench_pgkeel_async(
+    url: str, a: argparse.Namespace, row: type = dict, driver: str = "psycopg"
+) -> int:
     async def main() -> int:
         async with pgkeel.AsyncDatabase(
-            url, min_size=a.pool, max_size=a.pool, size_check="off"
+            url, min_size=a.pool, max_size=a.pool, size_check="off", driver=driver
         ) as db:
             await db.fetch_one(QUERY, (1,))
             return await run_tasks(
@@ -191,7 +201,69 @@ def bench_asyncpg_pool(url: str, a: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def bench_asyncpg_dedicated(url: str, a: argparse.Namespace) -> int:
+    """asyncpg's ceiling: each task owns one connection (no pool at all)."""
+    import asyncpg
+
+    async def main() -> int:
+        conns = [await asyncpg.connect(url) for _ in range(a.clients)]
+        free = list(conns)
+        mine: dict[Any, Any] = {}
+
+        async def one(i: int) -> Any:
+            task = asyncio.current_task()
+            conn = mine.get(task)
+            if conn is None:
+                conn = mine[task] = free.pop()
+            return await conn.fetchrow(QUERY_PG, i)
+
+        try:
+            return await run_tasks(one, a.clients, a.seconds, a.rows)
+        finally:
+            for conn in conns:
+                await conn.close()
+
+    return asyncio.run(main())
+
+
+def bench_pgbench(url: str, a: argparse.Namespace) -> int:
+    """The server's limit for this query: pgbench (C, libpq), prepared statements, 2 threads."""
+    pgbench = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(f"\\set id random(1, {a.rows})\n")
+        f.write("SELECT id, name, price FROM bench_item WHERE id = :id;\n")
+    try:
+        out = subprocess.run(
+            [
+                pgbench,
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(a.clients),
+                "-j",
+                "2",
+                "-T",
+                str(max(1, round(a.seconds))),
+                "-f",
+                f.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    tps = re.search(r"tps = ([0-9.]+)", out)
+    assert tps is not None, out
+    return round(float(tps.group(1)) * a.seconds)
+
+
 VARIANTS: dict[str, Callable[[str, argparse.Namespace], int]] = {
+    "pgkeel async, asyncpg (tasks)": partial(bench_pgkeel_async, driver="asyncpg"),
+    "asyncpg 16 dedicated conns": bench_asyncpg_dedicated,
+    "pgbench (server limit)": bench_pgbench,
     "pgkeel sync (threads)": bench_pgkeel_sync,
     "pgkeel async (tasks)": bench_pgkeel_async,
     "psycopg_pool sync (threads)": bench_psycopg_pool_sync,
@@ -216,6 +288,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=16, help="pool size for every variant")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--only", action="append", help="run variants containing this text")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the list (median)")
     a = parser.parse_args()
 
     server = None
@@ -233,13 +306,18 @@ def main() -> None:
             f"Python {platform.python_version()}, psycopg {psycopg.__version__}, "
             f"{os.cpu_count()} CPUs"
         )
-        results: dict[str, float] = {}
-        for name, fn in VARIANTS.items():
-            if a.only and not any(o in name for o in a.only):
-                continue
-            qps = fn(url, a) / a.seconds
-            results[name] = qps
-            print(f"  {name:34s} {qps:10,.0f} q/s", flush=True)
+        chosen = [n for n in VARIANTS if not a.only or any(o in n for o in a.only)]
+        runs: dict[str, list[float]] = {n: [] for n in chosen}
+        for r in range(a.rounds):
+            for name in chosen if r % 2 == 0 else reversed(chosen):
+                qps = VARIANTS[name](url, a) / a.seconds
+                runs[name].append(qps)
+                print(f"  [{r + 1}] {name:34s} {qps:10,.0f} q/s", flush=True)
+        results = {n: statistics.median(v) for n, v in runs.items()}
+        if a.rounds > 1:
+            print("medians:")
+            for name in chosen:
+                print(f"  {name:34s} {results[name]:10,.0f} q/s")
         pairs = [
             ("pgkeel async (tasks)", "psycopg_pool async (tasks)"),
             ("pgkeel sync (threads)", "psycopg_pool sync (threads)"),
@@ -250,6 +328,10 @@ def main() -> None:
             ("pgkeel sync (threads)", "psycopg2 pool, autocommit"),
             ("pgkeel sync, row=tuple", "psycopg_pool sync, autocommit"),
             ("pgkeel async, row=tuple", "psycopg_pool async, autocommit"),
+            ("pgkeel async, asyncpg (tasks)", "asyncpg pool"),
+            ("pgkeel async, asyncpg (tasks)", "asyncpg 16 dedicated conns"),
+            ("pgkeel async, asyncpg (tasks)", "psycopg2 ThreadedConnectionPool"),
+            ("pgkeel async, asyncpg (tasks)", "pgbench (server limit)"),
         ]
         for ours, theirs in pairs:
             if ours in results and theirs in results:

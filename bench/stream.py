@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,11 @@ def pgkeel_params(url: str) -> int:
         return n
 
 
-def pgkeel_async(url: str) -> int:
+def pgkeel_async(url: str, driver: str = "psycopg") -> int:
     async def run() -> int:
-        async with pgkeel.AsyncDatabase(url, min_size=1, max_size=1, statement_timeout=0) as adb:
+        async with pgkeel.AsyncDatabase(
+            url, min_size=1, max_size=1, statement_timeout=0, driver=driver
+        ) as adb:
             n = 0
             async for row in adb.stream(QUERY, batch_size=BATCH):
                 n += row["stock"] >= 0
@@ -109,6 +112,10 @@ VARIANTS: dict[str, tuple[str, Any]] = {
     "pgkeel stream (dict rows)": ("pgkeel", pgkeel_sync),
     "pgkeel AsyncDatabase.stream (dict rows)": ("pgkeel", pgkeel_async),
     "pgkeel stream with a parameter (cursor, dict rows)": ("pgkeel", pgkeel_params),
+    "pgkeel AsyncDatabase(driver='asyncpg').stream (dict rows)": (
+        "pgkeel",
+        partial(pgkeel_async, driver="asyncpg"),
+    ),
     "asyncpg cursor (Record)": ("peer", asyncpg_cursor),
     "psycopg2 named cursor (tuples)": ("peer", psycopg2_named),
     "psycopg 3 named cursor (tuples)": ("peer", psycopg_named),

@@ -45,6 +45,11 @@ def main() -> None:
         db = pgkeel.Database(url, min_size=1, max_size=2, statement_timeout=0)
         variants: list[tuple[str, str, Any]] = [
             ("pgkeel upsert (dicts)", "pgkeel", lambda: db.upsert(TABLE, dicts, key="id")),
+            (
+                "pgkeel AsyncDatabase(driver='asyncpg').upsert (dicts)",
+                "pgkeel",
+                lambda: asyncio.run(asyncpg_pgkeel(url, dicts)),
+            ),
             ("psycopg 3 binary COPY to temp + INSERT", "peer", lambda: psycopg_stage(url, tuples)),
             ("psycopg 3 executemany", "peer", lambda: psycopg_many(url, wrapped)),
             ("asyncpg executemany", "peer", lambda: asyncio.run(asyncpg_many(url, tuples))),
@@ -66,6 +71,13 @@ def main() -> None:
                     check(url, args.rows)
                     res.add(name, kind, args.rows / seconds)
     res.report()
+
+
+async def asyncpg_pgkeel(url: str, rows: list[dict[str, Any]]) -> None:
+    async with pgkeel.AsyncDatabase(
+        url, min_size=1, max_size=1, statement_timeout=0, driver="asyncpg"
+    ) as adb:
+        await adb.upsert(TABLE, rows, key="id")
 
 
 def prepare(url: str, half: Path) -> None:

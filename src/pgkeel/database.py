@@ -24,6 +24,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from pgkeel import drivers
 from pgkeel._compat import waiting
 from pgkeel._database_base import DatabaseBase, not_open_message
 from pgkeel._transaction_base import RETRYABLE, backoff
@@ -88,6 +89,8 @@ class Database(DatabaseBase, ReadRouting, BulkMethods):
         self._last_error = LastError()
         self._made: weakref.WeakSet[Any] = weakref.WeakSet()
         self._connection_class = connection_class(self.config, self._last_error, self._made)
+        # The backend, resolved once: None is psycopg itself (see pgkeel.drivers).
+        self._driver = drivers.load(self.config.driver, face="sync", config=self.config)
         self._pool = self._new_pool()
         self._replicas = Replicas(self, options) if self.config.replicas else None
         self._opened = False
@@ -96,6 +99,8 @@ class Database(DatabaseBase, ReadRouting, BulkMethods):
         self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
 
     def _new_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        if self._driver is not None:
+            return self._driver.new_pool(self)  # type: ignore[no-any-return]
         kwargs = self._pool_kwargs()
         # A callable, so that session_settings="auto" can switch the pool to the connection
         # string without settings once it knows the server refuses them at startup.
@@ -166,6 +171,9 @@ class Database(DatabaseBase, ReadRouting, BulkMethods):
         self._pool.close()
 
     def _probe(self) -> None:
+        if self._driver is not None:
+            self._driver.probe(self)
+            return
         conn = first_connection(
             self._session, self._connection_class, self._pool_kwargs()["kwargs"]
         )
@@ -306,6 +314,9 @@ class Database(DatabaseBase, ReadRouting, BulkMethods):
 
     def _reset(self, conn: psycopg.Connection[Any]) -> None:
         """Bring a connection back to the state a new one has before others get it."""
+        if self._driver is not None:
+            self._driver.reset(conn, self)
+            return
         if conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
             # Interrupted in the middle of a query: its state is unknown.
             raise psycopg.InterfaceError("connection interrupted during a query")

@@ -23,6 +23,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from pgkeel import drivers
 from pgkeel._compat import waiting
 from pgkeel._database_base import DatabaseBase, not_open_message
 from pgkeel._transaction_base import RETRYABLE, backoff
@@ -90,6 +91,11 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
         self._last_error = LastError()
         self._made: weakref.WeakSet[Any] = weakref.WeakSet()
         self._connection_class = connection_class(self.config, self._last_error, self._made)
+        # The backend, resolved once: None is psycopg itself (see pgkeel.drivers).
+        if True:  # ASYNC
+            self._driver = drivers.load(self.config.driver, face="async", config=self.config)
+        else:
+            self._driver = drivers.load(self.config.driver, face="sync", config=self.config)
         self._pool = self._new_pool()
         self._replicas = AsyncReplicas(self, options) if self.config.replicas else None
         self._opened = False
@@ -98,6 +104,8 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
         self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._made, self._leaks)
 
     def _new_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if self._driver is not None:
+            return self._driver.new_pool(self)  # type: ignore[no-any-return]
         kwargs = self._pool_kwargs()
         # A callable, so that session_settings="auto" can switch the pool to the connection
         # string without settings once it knows the server refuses them at startup.
@@ -168,6 +176,9 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
         await self._pool.close()
 
     async def _probe(self) -> None:
+        if self._driver is not None:
+            await self._driver.probe(self)
+            return
         conn = await first_connection(
             self._session, self._connection_class, self._pool_kwargs()["kwargs"]
         )
@@ -318,6 +329,9 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
 
     async def _reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Bring a connection back to the state a new one has before others get it."""
+        if self._driver is not None:
+            await self._driver.reset(conn, self)
+            return
         if conn.pgconn.transaction_status == TransactionStatus.ACTIVE:
             # Interrupted in the middle of a query: its state is unknown.
             raise psycopg.InterfaceError("connection interrupted during a query")

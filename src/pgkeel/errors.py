@@ -123,3 +123,14 @@ class CdcSetupError(CdcError):
 class SlotLostError(CdcError):
     """A replication slot pgkeel created no longer exists: changes may have been lost, so it is
     never silently re-created."""
+
+
+class NotSupportedError(Error):
+    """What was asked cannot work on the chosen driver (or its extra is not installed); the
+    message names the driver and the way out.
+
+    Which driver when: ``psycopg`` (default, both faces) for everything, PgBouncer, COPY from
+    CSV, pipelines and CDC; ``asyncpg`` (``AsyncDatabase``) for asyncio services dominated by
+    point reads; ``psycopg2`` (``Database``) to keep an existing psycopg2 deployment's driver.
+    Errors are the same classes on every driver (psycopg's SQLSTATE classes, the driver's own
+    exception as ``__cause__``)."""

@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from pgkeel import drivers
 from pgkeel.bulk import _base as base
 from pgkeel.bulk import _catalog as catalog
 from pgkeel.bulk import _values as values
@@ -49,8 +50,10 @@ def forget_tables(conn: psycopg.AsyncConnection[Any] | None = None) -> None:
 async def table_info(conn: psycopg.AsyncConnection[Any], table: Table) -> TableInfo:
     """The table's columns and their types, from the catalog (one round trip, every call)."""
     ident = catalog.table_identifier(table)
+    # Another driver's connection (pgkeel.drivers) is no psycopg context: quote without one.
+    context = None if drivers.adapter(conn) is not None else conn
     async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(catalog.CATALOG_QUERY, (ident.as_string(conn),))
+        await cur.execute(catalog.CATALOG_QUERY, (ident.as_string(context),))
         records = await cur.fetchall()
     return catalog.parse_catalog(table, ident, records)
 
@@ -202,6 +205,10 @@ async def _copy_into(
     A value refused on the client raises :class:`pgkeel.errors.BadValueError` (the COPY is
     aborted: nothing is written); a server error gets a note naming the row and column.
     """
+    if (other := drivers.adapter(conn)) is not None:
+        # Another driver (pgkeel.drivers): its own COPY, the same checks.
+        done: int = await other.copy_into(target, types_of, cols, rows, first, progress, what)
+        return done
     where = _Progress()
     async with conn.cursor() as cur:
         oids = catalog.column_oids(types_of, cols, cur.adapters)
@@ -311,6 +318,12 @@ async def copy_out(
         text = base.is_text_file(f)
         if text and format == "binary":
             raise ValueError("binary COPY output needs a binary file, not a text one")
+        if (other := drivers.adapter(conn)) is not None:
+            # Another driver (pgkeel.drivers) writes the COPY data to the file itself.
+            done: int = await other.copy_out(stmt, params, f, text)
+            if progress is not None:
+                progress(done)
+            return done
         async with conn.cursor() as cur:
             async with cur.copy(stmt, params) as copy:
                 n = 0

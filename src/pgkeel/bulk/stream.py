@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from pgkeel import drivers
 from pgkeel._query_base import Query
 from pgkeel.bulk import _base as base
 from pgkeel.rows import RowSpec, row_factory
@@ -63,6 +64,11 @@ def stream_batches(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if (other := drivers.adapter(conn)) is not None:
+        # Another driver (pgkeel.drivers): its own server-side cursor.
+        for batch in other.stream_batches(query, params, row=row, batch_size=batch_size):
+            yield batch
+        return
     copy_stmt = base.stream_copy_statement(query, params, row, conn) if via_copy else None
     name = f"pgkeel_stream_{next(_names)}"
     with conn.cursor(name, row_factory=row_factory(row), scrollable=False) as cur:

@@ -109,6 +109,8 @@ class Config:
     max_replica_lag: float = 1.0
     #: Seconds between two measurements of each replica's state and lag (in the background).
     replica_interval: float = 0.2
+    #: The backend: psycopg 3 (both faces), asyncpg (asyncio face), psycopg2 (sync face).
+    driver: Literal["psycopg", "asyncpg", "psycopg2"] = "psycopg"
     #: The SSL policy's verdict, for the Database to log (never holds the password).
     ssl_warning: str | None = None
 

@@ -40,12 +40,14 @@ _POOL_OPTIONS: Mapping[str, type] = {
     "session_settings": str,
     "name": str,
     "slow_query_ms": float,
+    "driver": str,
 }
 _CHOICES: Mapping[str, tuple[str, ...]] = {
     "size_check": ("warn", "error", "off"),
     "ssl": ("warn", "required", "verify-ca", "off"),
     "naive_datetime": ("error", "allow"),
     "session_settings": ("auto", "startup", "set", "server"),
+    "driver": ("psycopg", "asyncpg", "psycopg2"),
 }
 #: Options that must be above zero, not just non-negative.
 _POSITIVE = frozenset({"max_size", "timeout", "max_lifetime", "reconnect_delay_max"})
