@@ -39,7 +39,7 @@ import psycopg2.extensions as ext
 import psycopg2.extras
 from psycopg import sql
 from psycopg.adapt import AdaptersMap
-from psycopg.pq import TransactionStatus
+from psycopg.pq import DiagnosticField, TransactionStatus
 from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
@@ -81,6 +81,16 @@ def _fail(exc: BaseException) -> NoReturn:
     err = translate(exc, driver=NAME)
     if err is None:
         raise exc
+    diag = getattr(exc, "diag", None)
+    if diag is not None and getattr(exc, "pgcode", None):
+        # The server's diagnostics (constraint, context, detail...) as psycopg exposes them in
+        # ``err.diag``: pgkeel's bulk errors read the COPY context from there, users the rest.
+        info = {
+            field: value.encode()
+            for field in DiagnosticField
+            if isinstance(value := getattr(diag, field.name.lower(), None), str)
+        }
+        err = type(err)(*err.args, info=info)
     raise err from exc
 
 

@@ -110,9 +110,12 @@ class Copy:
     def set_types(self, types: Any) -> None:
         registry = self._cursor.adapters.types
         oids = [t if isinstance(t, int) else registry.get_oid(t) for t in types]
-        # The direction is not known before data moves: set both (each is a small table).
+        # The direction is not known before data moves: set both. A type without a dumper (an
+        # enum) can only be a COPY TO's here: pgkeel's COPY FROM sets types only when every
+        # column has a binary dumper (``catalog.column_oids``).
         tx = self.formatter.transformer
-        tx.set_dumper_types(oids, self.formatter.format)
+        with contextlib.suppress(psycopg.ProgrammingError):
+            tx.set_dumper_types(oids, self.formatter.format)
         tx.set_loader_types(oids, self.formatter.format)
 
     # --- COPY FROM -----------------------------------------------------------------------
