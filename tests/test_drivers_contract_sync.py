@@ -19,10 +19,10 @@ import pytest
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg_pool import PoolTimeout
-from test_drivers_contract import TABLE, TYPES_DDL, TYPES_INSERT, TYPES_SELECT, VALUES, _same
 
 import pgkeel
 from pgkeel.errors import BadValueError, NotStorableError
+from test_drivers_contract import TABLE, TYPES_DDL, TYPES_INSERT, TYPES_SELECT, VALUES, _same
 
 pytest_plugins = ["fix_drivers"]
 
@@ -104,15 +104,23 @@ def test_transactions_savepoints_isolation(on_sync_driver: Any) -> None:
         with db.transaction() as tx:
             tx.execute("INSERT INTO item VALUES (1, 'a', 1)")
 
-        with pytest.raises(RuntimeError), db.transaction() as tx:
-            tx.execute("INSERT INTO item VALUES (2, 'b', 1)")
-            raise RuntimeError("boom")
+        def fails() -> None:
+            with db.transaction() as tx:
+                tx.execute("INSERT INTO item VALUES (2, 'b', 1)")
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            fails()
+
+        def savepoint_fails(tx: pgkeel.Transaction) -> None:
+            with tx.transaction() as sp:
+                sp.execute("INSERT INTO item VALUES (4, 'd', 1)")
+                sp.execute("INSERT INTO item VALUES (1, 'dup', 1)")
 
         with db.transaction() as tx:
             tx.execute("INSERT INTO item VALUES (3, 'c', 1)")
-            with pytest.raises(pg_errors.UniqueViolation), tx.transaction() as sp:
-                sp.execute("INSERT INTO item VALUES (4, 'd', 1)")
-                sp.execute("INSERT INTO item VALUES (1, 'dup', 1)")
+            with pytest.raises(pg_errors.UniqueViolation):
+                savepoint_fails(tx)
             with tx.transaction() as sp:
                 sp.execute("INSERT INTO item VALUES (5, 'e', 1)")
         assert [r["id"] for r in db.fetch_all("SELECT id FROM item ORDER BY id")] == [1, 3, 5]
@@ -293,13 +301,22 @@ def test_interrupted_blocks_never_leak_a_connection(on_sync_driver: Any) -> None
 
     def body(db: pgkeel.Database) -> None:
         db.execute(TABLE)
-        with pytest.raises(KeyboardInterrupt), db.transaction() as tx:
-            tx.execute("INSERT INTO item VALUES (1, 'a', 1)")
-            raise KeyboardInterrupt
-        with pytest.raises(pg_errors.QueryCanceled), db.transaction() as tx:
-            tx.execute("INSERT INTO item VALUES (2, 'a', 1)")
-            tx.execute("SET LOCAL statement_timeout = '50ms'")
-            tx.execute("SELECT pg_sleep(5)")
+
+        def interrupted() -> None:
+            with db.transaction() as tx:
+                tx.execute("INSERT INTO item VALUES (1, 'a', 1)")
+                raise KeyboardInterrupt
+
+        def timed_out() -> None:
+            with db.transaction() as tx:
+                tx.execute("INSERT INTO item VALUES (2, 'a', 1)")
+                tx.execute("SET LOCAL statement_timeout = '50ms'")
+                tx.execute("SELECT pg_sleep(5)")
+
+        with pytest.raises(KeyboardInterrupt):
+            interrupted()
+        with pytest.raises(pg_errors.QueryCanceled):
+            timed_out()
         assert db.fetch_val("SELECT count(*) FROM item") == 0
         stats = db.stats()
         assert stats["available"] == stats["size"]
@@ -351,9 +368,8 @@ def test_health_stats_and_pool_timeout(on_sync_driver: Any) -> None:
             "timeouts",
             "last_connection_error",
         }
-        with db.connection():
-            with pytest.raises(PoolTimeout):
-                db.fetch_val("SELECT 1")
+        with db.connection(), pytest.raises(PoolTimeout):
+            db.fetch_val("SELECT 1")
         assert db.stats()["timeouts"] >= 1
         assert db.fetch_val("SELECT 1") == 1
 
