@@ -85,8 +85,8 @@ def _fail(exc: BaseException) -> NoReturn:
     if diag is not None and getattr(exc, "pgcode", None):
         # The server's diagnostics (constraint, context, detail...) as psycopg exposes them in
         # ``err.diag``: pgkeel's bulk errors read the COPY context from there, users the rest.
-        info = {
-            field: value.encode()
+        info: dict[int, bytes | None] = {
+            int(field): value.encode()
             for field in DiagnosticField
             if isinstance(value := getattr(diag, field.name.lower(), None), str)
         }
@@ -388,7 +388,7 @@ class ServerCursor:
 
     def __init__(self, conn: Connection, name: str, row_factory: Any) -> None:
         self._conn = conn
-        self._name = sql.Identifier(name).as_string(None)
+        self._name = sql.Identifier(name)
         self._cursor = Cursor(conn, row_factory)
         self._declared = False
         self.itersize = 100
@@ -403,18 +403,19 @@ class ServerCursor:
         conn = self._conn
         if self._declared and not conn.closed and conn.info.transaction_status == _INTRANS:
             self._declared = False
-            conn._simple(f"CLOSE {self._name}")
+            conn._simple(sql_text(sql.SQL("CLOSE {}").format(self._name)))
         self._cursor.close()
 
     def execute(self, query: Any, params: Any = None) -> ServerCursor:
         if self._conn.info.transaction_status == _IDLE:
             raise psycopg.ProgrammingError("a server-side cursor needs a transaction")
         # One round trip: psycopg2 sends the text as one simple query and keeps the last result.
-        self._cursor.execute(
-            f"DECLARE {self._name} NO SCROLL CURSOR FOR {sql_text(query)}; "
-            f"FETCH FORWARD 0 FROM {self._name}",
-            params,
+        # The query is the caller's (a Query, checked where it entered pgkeel), wrapped in a
+        # DECLARE as psycopg's server-side cursors wrap it.
+        declare = sql.SQL("DECLARE {} NO SCROLL CURSOR FOR {}; FETCH FORWARD 0 FROM {}").format(
+            self._name, sql.SQL(sql_text(query)), self._name
         )
+        self._cursor.execute(declare, params)  # noqa: PGK001
         self._declared = True
         return self
 
@@ -423,7 +424,8 @@ class ServerCursor:
         return self._cursor.description
 
     def fetchmany(self, size: int) -> list[Any]:
-        self._cursor.execute(f"FETCH FORWARD {int(size)} FROM {self._name}")
+        fetch = sql.SQL("FETCH FORWARD {} FROM {}").format(sql.Literal(int(size)), self._name)
+        self._cursor.execute(fetch)
         return self._cursor.fetchmany(size)
 
 
