@@ -443,3 +443,23 @@ def test_bulk_copy_upsert_copy_out_and_stream(on_sync_driver: Any) -> None:
         assert db.fetch_val("SELECT count(*) FROM item") == 1004
 
     on_sync_driver(body)
+
+
+def test_max_lifetime_and_liveness(on_sync_driver: Any) -> None:
+    """A connection past max_lifetime is replaced by a new backend; a backend killed while its
+    connection is idle is noticed at checkout (the socket poll), not by the user's query."""
+
+    def body(db: pgkeel.Database) -> None:
+        first = db.fetch_val("SELECT pg_backend_pid()")
+        deadline = time.monotonic() + 5
+        pid = first
+        while pid == first and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pid = db.fetch_val("SELECT pg_backend_pid()")
+        assert pid != first
+        with pgkeel.Database(db.config.conninfo, min_size=1) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        time.sleep(0.2)
+        assert db.fetch_val("SELECT pg_backend_pid()") != pid
+
+    on_sync_driver(body, min_size=1, max_size=1, max_lifetime=0.5)
