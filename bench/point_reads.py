@@ -100,8 +100,12 @@ async def run_tasks(
     return sum(counts)
 
 
-def bench_pgkeel_sync(url: str, a: argparse.Namespace, row: type = dict) -> int:
-    with pgkeel.Database(url, min_size=a.pool, max_size=a.pool, size_check="off") as db:
+def bench_pgkeel_sync(
+    url: str, a: argparse.Namespace, row: type = dict, driver: str = "psycopg"
+) -> int:
+    with pgkeel.Database(
+        url, min_size=a.pool, max_size=a.pool, size_check="off", driver=driver
+    ) as db:
         db.fetch_one(QUERY, (1,))
         return run_threads(
             lambda i: db.fetch_one(QUERY, (i,), row=row), a.clients, a.seconds, a.rows
@@ -158,8 +162,13 @@ def bench_psycopg_pool_async(url: str, a: argparse.Namespace, autocommit: bool =
     return asyncio.run(main())
 
 
-def bench_psycopg2_threads(url: str, a: argparse.Namespace, autocommit: bool = False) -> int:
+def bench_psycopg2_threads(
+    url: str, a: argparse.Namespace, autocommit: bool = False, dict_rows: bool = False
+) -> int:
+    import psycopg2.extras
     import psycopg2.pool
+
+    factory = psycopg2.extras.RealDictCursor if dict_rows else None
 
     pool = psycopg2.pool.ThreadedConnectionPool(a.pool, a.pool, url)
     if autocommit:
@@ -174,7 +183,7 @@ def bench_psycopg2_threads(url: str, a: argparse.Namespace, autocommit: bool = F
     def one(i: int) -> Any:
         conn = pool.getconn()
         try:
-            with conn.cursor() as cur:
+            with conn.cursor(cursor_factory=factory) as cur:
                 cur.execute(QUERY, (i,))
                 return cur.fetchone()
         finally:
@@ -270,6 +279,13 @@ VARIANTS: dict[str, Callable[[str, argparse.Namespace], int]] = {
     "psycopg_pool async (tasks)": bench_psycopg_pool_async,
     "psycopg2 ThreadedConnectionPool": bench_psycopg2_threads,
     "asyncpg pool": bench_asyncpg_pool,
+    # pgkeel's sync face on psycopg2, next to psycopg2's pool with dict rows (RealDictCursor,
+    # as the catalogue lesson writes it), in its default mode and in autocommit.
+    "pgkeel sync on psycopg2 (threads)": partial(bench_pgkeel_sync, driver="psycopg2"),
+    "psycopg2 pool + RealDictCursor": partial(bench_psycopg2_threads, dict_rows=True),
+    "psycopg2 RealDictCursor, autocommit": partial(
+        bench_psycopg2_threads, autocommit=True, dict_rows=True
+    ),
     # The raw drivers as documented run BEGIN + SELECT + ROLLBACK per checkout; pgkeel runs
     # single statements in autocommit. These show the raw drivers with the same advantage.
     "psycopg_pool sync, autocommit": partial(bench_psycopg_pool_sync, autocommit=True),
@@ -278,6 +294,7 @@ VARIANTS: dict[str, Callable[[str, argparse.Namespace], int]] = {
     # pgkeel returns dicts by default; the raw variants above return tuples.
     "pgkeel sync, row=tuple": partial(bench_pgkeel_sync, row=tuple),
     "pgkeel async, row=tuple": partial(bench_pgkeel_async, row=tuple),
+    "pgkeel sync on psycopg2, row=tuple": partial(bench_pgkeel_sync, row=tuple, driver="psycopg2"),
 }
 
 
@@ -332,7 +349,23 @@ def main() -> None:
             ("pgkeel async, asyncpg (tasks)", "asyncpg 16 dedicated conns"),
             ("pgkeel async, asyncpg (tasks)", "psycopg2 ThreadedConnectionPool"),
             ("pgkeel async, asyncpg (tasks)", "pgbench (server limit)"),
+            ("pgkeel sync on psycopg2 (threads)", "psycopg2 pool + RealDictCursor"),
+            ("pgkeel sync on psycopg2 (threads)", "psycopg2 RealDictCursor, autocommit"),
+            ("pgkeel sync on psycopg2 (threads)", "psycopg2 ThreadedConnectionPool"),
+            ("pgkeel sync on psycopg2 (threads)", "psycopg2 pool, autocommit"),
+            ("pgkeel sync on psycopg2, row=tuple", "psycopg2 pool, autocommit"),
+            ("pgkeel sync on psycopg2 (threads)", "pgkeel sync (threads)"),
         ]
+        # pgkeel's fastest face against the fastest raw Python client measured in this run.
+        raw = {k: v for k, v in results.items() if not k.startswith("pgkeel")}
+        ours = {k: v for k, v in results.items() if k.startswith("pgkeel")}
+        if raw and ours:
+            best_raw = max(raw, key=raw.__getitem__)
+            best_ours = max(ours, key=ours.__getitem__)
+            print(
+                f"  fastest pgkeel ({best_ours}) / fastest raw ({best_raw}): "
+                f"{ours[best_ours] / raw[best_raw]:.2f}x"
+            )
         for ours, theirs in pairs:
             if ours in results and theirs in results:
                 print(f"  {ours} / {theirs}: {results[ours] / results[theirs]:.2f}x")

@@ -1,5 +1,6 @@
 """The contract fixture: the core behaviour tests run once per driver of each face through
-``on_driver`` (asyncio face: psycopg, asyncpg), never copied per driver."""
+``on_driver`` (asyncio face: psycopg, asyncpg) and ``on_sync_driver`` (sync face: psycopg,
+psycopg2), never copied per driver."""
 
 from __future__ import annotations
 
@@ -51,3 +52,26 @@ class OnDriver:
 def on_driver(pg_url: str, driver: str) -> OnDriver:
     """Runs a contract test's body on this run's driver (see :class:`OnDriver`)."""
     return OnDriver(pg_url, driver)
+
+
+#: The drivers of the sync face; each test using ``on_sync_driver`` runs once per name.
+SYNC_DRIVERS = ["psycopg", "psycopg2"]
+
+
+@pytest.fixture(params=SYNC_DRIVERS)
+def sync_driver(request: pytest.FixtureRequest) -> str:
+    """The driver this run of a sync contract test uses."""
+    return str(request.param)
+
+
+@pytest.fixture
+def on_sync_driver(pg_url: str, sync_driver: str) -> Callable[..., Any]:
+    """``on_sync_driver(fn, **options)`` returns ``fn(db)`` with an open Database on this run's
+    driver (small pool: min 1, max 4, unless ``options`` say)."""
+
+    def run(fn: Callable[[pgkeel.Database], Any], **options: Any) -> Any:
+        options = {"min_size": 1, "max_size": 4, **options}
+        with pgkeel.Database(pg_url, driver=sync_driver, **options) as db:
+            return fn(db)
+
+    return run
