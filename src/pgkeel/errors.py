@@ -117,3 +117,8 @@ class CdcSetupError(CdcError):
 class SlotLostError(CdcError):
     """A replication slot pgkeel created no longer exists: changes may have been lost, so it is
     never silently re-created."""
+
+
+class PayloadTooLargeError(Error, ValueError):
+    """A NOTIFY payload is at or over the server's limit (8000 bytes in the database encoding):
+    refused before anything is sent; durable topics (``publish``) have no such limit."""
