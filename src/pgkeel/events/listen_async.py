@@ -121,8 +121,11 @@ class AsyncListener:
         return list(self._channels)
 
     def stats(self) -> dict[str, Any]:
-        """``notifications`` received, ``reconnects`` made, ``connected`` now, ``channels``."""
+        """``notifications`` received, ``reconnects`` made, ``connected`` now, ``channels``, and
+        ``backend_pid``, the server process of its connection (None while disconnected)."""
+        conn = self._conn
         return {
+            "backend_pid": conn.info.backend_pid if conn is not None and not conn.closed else None,
             "notifications": self._notifications,
             "reconnects": self._reconnects,
             "connected": self._conn is not None and not self._closed,
