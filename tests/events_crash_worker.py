@@ -1,9 +1,10 @@
 """The processes of the durable-topic crash test (tests/test_events_crash.py), run as scripts.
 
 ``publish URL P N SEED``: publisher ``P`` publishes events ``{"p": P, "s": 0..N-1}`` on topic
-``stress``, one per transaction, a quarter of them held open a random 0-5 ms before COMMIT (so commits overtake each other); about 10 % are
-published with ``"rb": true`` and rolled back instead (their ``s`` is not reused). A transaction
-that fails (the server restarts) is retried unless its event turns out to be stored.
+``stress``, one per transaction, a quarter of them held open a random 0-5 ms before COMMIT (so
+commits overtake each other); about 10 % are published with ``"rb": true`` and rolled back
+instead (their ``s`` is not reused). A transaction that fails (the server restarts) is retried
+unless its event turns out to be stored.
 ``consume URL OUT``: subscribes as consumer ``crash`` and appends ``PID P S ID`` to ``OUT`` for
 every event before acknowledging it; it runs until killed.
 """
