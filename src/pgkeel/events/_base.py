@@ -227,8 +227,6 @@ POSITION: Final = (
     "WHERE topic = %(topic)s AND consumer = %(consumer)s"
 )
 
-SNAPSHOT: Final = "SELECT pg_current_snapshot()::text"
-
 FETCH: Final = (
     "SELECT id, payload, created_at FROM pgkeel_events "
     "WHERE topic = %(topic)s "
@@ -238,6 +236,20 @@ FETCH: Final = (
     "AND NOT pg_visible_in_snapshot(xid, %(done)s::pg_snapshot) "
     "AND id > %(last)s "
     "ORDER BY id LIMIT %(limit)s"
+)
+
+#: FETCH for a new batch, whose snapshot is taken by the same statement (one round trip): one
+#: row per event, each with the snapshot; a single row with a NULL id when there is none.
+FETCH_NEW_BATCH: Final = (
+    "WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS b) "
+    "SELECT s.b::text AS batch, e.id, e.payload, e.created_at FROM s LEFT JOIN LATERAL ("
+    "SELECT id, payload, created_at FROM pgkeel_events "
+    "WHERE topic = %(topic)s "
+    "AND xid >= pg_snapshot_xmin(%(done)s::pg_snapshot) "
+    "AND xid < pg_snapshot_xmax(s.b) "
+    "AND pg_visible_in_snapshot(xid, s.b) "
+    "AND NOT pg_visible_in_snapshot(xid, %(done)s::pg_snapshot) "
+    "ORDER BY id LIMIT %(limit)s) e ON true ORDER BY e.id"
 )
 
 STORE: Final = (

@@ -27,6 +27,7 @@ from pgkeel.events._base import (
     CHANNEL,
     CONSUMERS,
     FETCH,
+    FETCH_NEW_BATCH,
     NOTIFY,
     POSITION,
     PRUNE,
@@ -35,7 +36,6 @@ from pgkeel.events._base import (
     SCHEMA_EXISTS,
     SCHEMA_LOCK_KEY,
     SCHEMA_STATEMENTS,
-    SNAPSHOT,
     STORE,
     TOPICS,
     Event,
@@ -314,25 +314,24 @@ class Subscription:
         while True:
             item = self._listener.get(timeout=max(deadline - _monotonic(), 0.0))
             if item is None or not isinstance(item, Notification) or item.payload == self.topic:
-                return
+                break
+        # One read answers every wake-up already here (a busy topic sends one per commit).
+        while self._listener.get(0) is not None:
+            pass
 
     def _fetch(self) -> bool:
         """Read the next page of events into the buffer; False when there are none now."""
+        params = {"topic": self.topic, "done": self._done, "limit": self._limit}
         if self._batch is None:
-            self._batch = self._db.fetch_val(SNAPSHOT)
-            self._last = 0
+            rows = self._db.fetch_all(FETCH_NEW_BATCH, params)
+            self._batch, self._last = rows[0]["batch"], 0
+            if rows[0]["id"] is None:
+                rows = []
+        else:
+            params.update(batch=self._batch, last=self._last)
+            rows = self._db.fetch_all(FETCH, params)
         done, batch = self._done, self._batch
         assert batch is not None
-        rows = self._db.fetch_all(
-            FETCH,
-            {
-                "topic": self.topic,
-                "done": done,
-                "batch": batch,
-                "last": self._last,
-                "limit": self._limit,
-            },
-        )
         for row in rows:
             self._buffer.append(
                 Event(row["id"], self.topic, row["payload"], row["created_at"], done, batch)
