@@ -361,3 +361,15 @@ def test_no_warning_logged_without_loss(
     with caplog.at_level(logging.INFO, "pgkeel.events"), db.listen("a", ping_interval=0.1) as lis:
         assert lis.get(0.5) is None
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_use_after_close(db: pgkeel.Database) -> None:
+    """get() and close() after close are harmless: None, no error, nothing closed twice."""
+    listener = db.listen("a")
+    listener.open()
+    listener.close()
+    assert listener.get(0.1) is None
+    assert list(listener) == []
+    listener.close()
+    with pytest.raises(psycopg.InterfaceError, match="closed"):
+        listener.open()

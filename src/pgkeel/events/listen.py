@@ -82,6 +82,7 @@ class Listener:
         self._conn: psycopg.Connection[Any] | None = None
         self._queue: collections.deque[Notification | Reconnected] = collections.deque()
         self._closed = False
+        self._finished = False
         self._opened = False
         self._waiting = False
         self._lost = False  # lost its connection, not yet back
@@ -134,10 +135,10 @@ class Listener:
 
     def open(self) -> None:
         """Connect and LISTEN; a failure here is raised (later losses are retried)."""
-        if self._opened:
-            return
         if self._closed:
             raise psycopg.InterfaceError("the listener is closed")
+        if self._opened:
+            return
         self._conn = self._connect()
         self._opened = True
         self._ping_at = _monotonic() + self._ping_interval
@@ -152,10 +153,16 @@ class Listener:
             waiting = self._waiting
         os.write(self._wake_w, b"x")
         if not waiting:
-            self._drop()
-            self._close_pipe()
+            self._finish()
 
-    def _close_pipe(self) -> None:
+    def _finish(self) -> None:
+        """Once closed: close the connection and the wake-up pipe, exactly once (close() and a
+        get() ending in another thread may both get here)."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        self._drop()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
 
@@ -187,8 +194,7 @@ class Listener:
                 self._waiting = False
                 closed = self._closed
             if closed:
-                self._drop()
-                self._close_pipe()
+                self._finish()
 
     def _get(self, deadline: float | None) -> Notification | Reconnected | None:
         while True:

@@ -81,6 +81,7 @@ class AsyncListener:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._queue: collections.deque[Notification | Reconnected] = collections.deque()
         self._closed = False
+        self._finished = False
         self._opened = False
         self._waiting = False
         self._lost = False  # lost its connection, not yet back
@@ -136,10 +137,10 @@ class AsyncListener:
 
     async def open(self) -> None:
         """Connect and LISTEN; a failure here is raised (later losses are retried)."""
-        if self._opened:
-            return
         if self._closed:
             raise psycopg.InterfaceError("the listener is closed")
+        if self._opened:
+            return
         self._conn = await self._connect()
         self._opened = True
         self._ping_at = _monotonic() + self._ping_interval
@@ -158,10 +159,16 @@ class AsyncListener:
         else:
             os.write(self._wake_w, b"x")
         if not waiting:
-            await self._drop()
-            self._close_pipe()
+            await self._finish()
 
-    def _close_pipe(self) -> None:
+    async def _finish(self) -> None:
+        """Once closed: close the connection and the wake-up pipe, exactly once (close() and a
+        get() ending in another thread may both get here)."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        await self._drop()
         if True:  # ASYNC
             pass
         else:
@@ -196,8 +203,7 @@ class AsyncListener:
                 self._waiting = False
                 closed = self._closed
             if closed:
-                await self._drop()
-                self._close_pipe()
+                await self._finish()
 
     async def _get(self, deadline: float | None) -> Notification | Reconnected | None:
         while True:
