@@ -2,12 +2,14 @@
 pattern written by hand, in one run.
 
 ``pgkeel``: 4 publisher processes call ``db.publish(topic, payload)`` (one event per
-transaction), one consumer iterates ``db.subscribe(topic, ...)`` and acknowledges each event.
-``naive``: the hand-written outbox the guides show: ``INSERT ... ; pg_notify`` in one statement
-from 4 raw psycopg publishers, a consumer that LISTENs and on each wake-up (or every 100 ms)
-polls ``SELECT ... WHERE id > %s ORDER BY id LIMIT 500``. The naive consumer moves past ids
-whose transaction had not committed yet, so with concurrent publishers it loses events: the run
-counts them (the events stored that it never handled).
+transaction; ``--per-tx K``: ``tx.publish`` K times per transaction), one consumer iterates
+``db.subscribe(topic, ...)`` and acknowledges each event.
+``naive``: the hand-written outbox the guides show: ``INSERT ... ; pg_notify`` in one
+statement from 4 raw psycopg publishers (K per transaction likewise), a consumer that LISTENs
+and on each wake-up (or every 100 ms) polls ``SELECT ... WHERE id > %s ORDER BY id LIMIT
+500``. The naive consumer moves past ids whose transaction had not committed yet, so with
+concurrent publishers it loses events: the run counts them (the events stored that it never
+handled).
 
 Two loads: ``max`` (publishers as fast as they can: end-to-end events/s = events handled /
 time from the first publish to the last handle) and ``paced`` (1,000 events/s in total:
@@ -28,6 +30,7 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 import _common as c
 import pgkeel
@@ -40,28 +43,35 @@ NAIVE_DDL = (
 )
 
 
-def publisher(variant: str, url: str, n: int, rate: float) -> None:
+def publisher(variant: str, url: str, n: int, rate: float, per_tx: int = 1) -> None:
     """Runs in a subprocess: publish ``n`` events (``rate`` per second, 0 = as fast as it
-    can), each with the wall-clock time it was published at."""
+    can), ``per_tx`` per transaction, each with the wall-clock time it was published at."""
     interval = 1.0 / rate if rate else 0.0
     start = time.perf_counter()
     if variant == "pgkeel":
         with pgkeel.Database(url, min_size=1, max_size=1, size_check="off") as db:
-            for i in range(n):
+            for i in range(0, n, per_tx):
                 if interval:
                     _pace(start + i * interval)
-                db.publish(TOPIC, {"t": time.time(), "i": i})
+                if per_tx == 1:
+                    db.publish(TOPIC, {"t": time.time(), "i": i})
+                    continue
+                with db.transaction() as tx:
+                    for j in range(per_tx):
+                        tx.publish(TOPIC, {"t": time.time(), "i": i + j})
     else:
         with psycopg.connect(url, autocommit=True) as conn:
-            for i in range(n):
+            for i in range(0, n, per_tx):
                 if interval:
                     _pace(start + i * interval)
-                # One event per transaction on purpose: the pattern measured.
-                conn.execute(  # noqa: PGK005
-                    "WITH e AS (INSERT INTO naive_events (topic, payload) VALUES (%s, %s) "
-                    "RETURNING id) SELECT pg_notify('naive', %s) FROM e",
-                    (TOPIC, psycopg.types.json.Jsonb({"t": time.time(), "i": i}), TOPIC),
-                )
+                with conn.transaction():
+                    for j in range(per_tx):
+                        # One statement per event on purpose: the pattern measured.
+                        conn.execute(  # noqa: PGK005
+                            "WITH e AS (INSERT INTO naive_events (topic, payload) "
+                            "VALUES (%s, %s) RETURNING id) SELECT pg_notify('naive', %s) FROM e",
+                            (TOPIC, Jsonb({"t": time.time(), "i": i + j}), TOPIC),
+                        )
 
 
 def _pace(at: float) -> None:
@@ -70,20 +80,12 @@ def _pace(at: float) -> None:
         time.sleep(delay)
 
 
-def spawn_publishers(variant: str, url: str, n: int, rate: float) -> list[subprocess.Popen[bytes]]:
-    each = n // PUBLISHERS
+def spawn_publishers(
+    variant: str, url: str, n: int, rate: float, per_tx: int
+) -> list[subprocess.Popen[bytes]]:
+    args = [variant, url, str(n // PUBLISHERS), str(rate / PUBLISHERS), str(per_tx)]
     return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--publisher",
-                variant,
-                url,
-                str(each),
-                str(rate / PUBLISHERS),
-            ]
-        )
+        subprocess.Popen([sys.executable, __file__, "--publisher", *args])
         for _ in range(PUBLISHERS)
     ]
 
@@ -163,7 +165,7 @@ def _result(
     }
 
 
-def run(variant: str, url: str, n: int, rate: float) -> dict[str, Any]:
+def run(variant: str, url: str, n: int, rate: float, per_tx: int) -> dict[str, Any]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS naive_events, pgkeel_events, pgkeel_event_consumers")
         conn.execute(NAIVE_DDL)
@@ -172,9 +174,9 @@ def run(variant: str, url: str, n: int, rate: float) -> dict[str, Any]:
         # Register the consumer before publishing starts (a new one starts after the latest).
         with pgkeel.Database(url, size_check="off") as db, db.subscribe(TOPIC, "bench"):
             pass
-        pubs = spawn_publishers(variant, url, n, rate)
+        pubs = spawn_publishers(variant, url, n, rate, per_tx)
         return consume_pgkeel(url, n, pubs)
-    pubs = spawn_publishers(variant, url, n, rate)
+    pubs = spawn_publishers(variant, url, n, rate, per_tx)
     return consume_naive(url, n, pubs)
 
 
@@ -184,14 +186,16 @@ def main() -> None:
     p.add_argument("--paced", type=int, default=10_000, help="events in the 1,000/s load")
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     p.add_argument("--only", default="pgkeel,naive")
+    p.add_argument("--per-tx", type=int, default=1, help="events per publishing transaction")
     args = p.parse_args()
     variants = [v for v in args.only.split(",") if v]
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with c.server() as url:
         for r in range(args.repeat):
-            for load, n, rate in (("max", args.events, 0.0), ("paced", args.paced, 1000.0)):
+            loads = [("max", args.events, 0.0), ("paced", args.paced, 1000.0)]
+            for load, n, rate in [x for x in loads if x[1]]:
                 for variant in variants if r % 2 == 0 else reversed(variants):
-                    res = run(variant, url, n, rate)
+                    res = run(variant, url, n, rate, args.per_tx)
                     results.setdefault((load, variant), []).append(res)
                     print(
                         f"round {r + 1} {load:<5} {variant:<6} handled {res['handled']:>7,} "
@@ -217,6 +221,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--publisher":
-        publisher(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        per_tx = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+        publisher(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), per_tx)
     else:
         main()
