@@ -1,4 +1,4 @@
-"""Durable topics on the asyncio face: ``publish`` (an event row and a NOTIFY wake-up, in the
+"""Durable topics: ``publish`` (an event row and a NOTIFY wake-up, in the
 caller's transaction or its own), ``AsyncSubscription`` (a named consumer whose position is
 stored in the database), ``prune_events``, ``status``, ``notify``, and the tables' creation on
 first use.
