@@ -1,10 +1,10 @@
 """The processes of the durable-topic crash test (tests/test_events_crash.py), run as scripts.
 
 ``publish URL P N SEED``: publisher ``P`` publishes events ``{"p": P, "s": 0..N-1}`` on topic
-``stress``, one per transaction, a quarter of them held open a random 0-5 ms before COMMIT (so
-commits overtake each other); about 10 % are published with ``"rb": true`` and rolled back
-instead (their ``s`` is not reused). A transaction that fails (the server restarts) is retried
-unless its event turns out to be stored.
+``stress``, one per transaction: a quarter of them in a transaction held open a random 0-5 ms
+before COMMIT (so commits overtake each other), the rest with ``db.publish``; about 10 % are
+published with ``"rb": true`` and rolled back instead (their ``s`` is not reused). A
+transaction that fails (the server restarts) is retried unless its event turns out stored.
 ``consume URL OUT``: subscribes as consumer ``crash`` and appends ``PID P S ID`` to ``OUT`` for
 every event before acknowledging it; it runs until killed.
 """
@@ -35,12 +35,15 @@ def publish(url: str, p: int, n: int, seed: int) -> None:
         while s < n:
             rollback = rng.random() < 0.1
             payload = {"p": p, "s": s, **({"rb": True} if rollback else {})}
+            delay = rng.uniform(0, 0.005) if rng.random() < 0.25 else 0.0
             try:
-                with db.transaction() as tx:
-                    tx.publish(TOPIC, payload)
-                    if rng.random() < 0.25:
-                        time.sleep(rng.uniform(0, 0.005))
-                    give_up(rollback)
+                if rollback or delay:
+                    with db.transaction() as tx:
+                        tx.publish(TOPIC, payload)
+                        time.sleep(delay)
+                        give_up(rollback)
+                else:
+                    db.publish(TOPIC, payload)  # a transaction of its own
             except Rollback:
                 s += 1
                 continue

@@ -299,3 +299,23 @@ def test_subscriber_survives_terminated_backends(db: pgkeel.Database, pg_url: st
         with pgkeel.Database(pg_url, size_check="off") as publisher:
             ids += [publisher.publish("t", i) for i in range(2, 5)]
         assert [e.id for e in drain(sub, 3)] == ids[1:]
+
+
+def test_first_use_inside_a_transaction_on_a_one_connection_pool(pg_url: str) -> None:
+    """tx.publish as the very first use, on a pool of one connection: the tables are made on
+    the transaction's own connection (no second checkout that would time out), go away with a
+    rollback, and come back on the next use."""
+    with pgkeel.Database(pg_url, min_size=1, max_size=1, timeout=2, size_check="off") as db:
+
+        def rolled_back() -> None:
+            with db.transaction() as tx:
+                tx.publish("t", 1)
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            rolled_back()
+        assert db.fetch_val("SELECT to_regclass('pgkeel_events') IS NULL")
+        with db.transaction() as tx:
+            tx.publish("t", 2)
+        with db.subscribe("t", "c", start="earliest") as sub:
+            assert [e.payload for e in drain(sub, 1)] == [2]

@@ -64,17 +64,29 @@ _READY: weakref.WeakSet[Any] = weakref.WeakSet()
 _TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 
 
-def ensure_schema(db: Database) -> None:
+def ensure_schema(db: Database, tx: Transaction | None = None) -> None:
     """Create the events tables unless they exist; safe when many processes start at once (an
-    advisory lock makes the ``CREATE ... IF NOT EXISTS`` run one at a time)."""
+    advisory lock makes the ``CREATE ... IF NOT EXISTS`` run one at a time). Given the caller's
+    transaction, everything runs on it (a savepoint), never on a second pooled connection that
+    a small pool may not have: the tables then come with the caller's commit."""
     if db in _READY:
         return
-    if not db.fetch_val(SCHEMA_EXISTS):
-        with db.transaction() as tx:
-            tx.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
-            for statement in SCHEMA_STATEMENTS:
-                tx.execute(statement)
-    _READY.add(db)
+    if (db if tx is None else tx).fetch_val(SCHEMA_EXISTS):
+        _READY.add(db)
+        return
+    if tx is None:
+        with db.transaction() as own:
+            _create(own)
+        _READY.add(db)
+    else:
+        with tx.transaction() as savepoint:
+            _create(savepoint)
+
+
+def _create(tx: Transaction) -> None:
+    tx.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
+    for statement in SCHEMA_STATEMENTS:
+        tx.execute(statement)
 
 
 def notify(target: Database | Transaction, channel: str, payload: object) -> None:
@@ -84,11 +96,12 @@ def notify(target: Database | Transaction, channel: str, payload: object) -> Non
 
 
 def publish(target: Database | Transaction, db: Database | None, topic: str, payload: Any) -> int:
-    """Store one event (and a wake-up NOTIFY, sent at commit); return its id."""
+    """Store one event (and a wake-up NOTIFY, sent at commit); return its id. ``target`` is
+    the Database (its own transaction) or the caller's transaction; ``db`` the Database."""
     name = check_name(topic, "topic name")
     text = event_payload(payload)
     if db is not None:
-        ensure_schema(db)
+        ensure_schema(db, None if target is db else target)  # type: ignore[arg-type]
     event_id: int = target.fetch_val(PUBLISH, {"topic": name, "payload": text})
     return event_id
 

@@ -70,17 +70,29 @@ _READY: weakref.WeakSet[Any] = weakref.WeakSet()
 _TRANSIENT = (psycopg.OperationalError, PoolTimeout)
 
 
-async def ensure_schema(db: AsyncDatabase) -> None:
+async def ensure_schema(db: AsyncDatabase, tx: AsyncTransaction | None = None) -> None:
     """Create the events tables unless they exist; safe when many processes start at once (an
-    advisory lock makes the ``CREATE ... IF NOT EXISTS`` run one at a time)."""
+    advisory lock makes the ``CREATE ... IF NOT EXISTS`` run one at a time). Given the caller's
+    transaction, everything runs on it (a savepoint), never on a second pooled connection that
+    a small pool may not have: the tables then come with the caller's commit."""
     if db in _READY:
         return
-    if not await db.fetch_val(SCHEMA_EXISTS):
-        async with db.transaction() as tx:
-            await tx.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
-            for statement in SCHEMA_STATEMENTS:
-                await tx.execute(statement)
-    _READY.add(db)
+    if await (db if tx is None else tx).fetch_val(SCHEMA_EXISTS):
+        _READY.add(db)
+        return
+    if tx is None:
+        async with db.transaction() as own:
+            await _create(own)
+        _READY.add(db)
+    else:
+        async with tx.transaction() as savepoint:
+            await _create(savepoint)
+
+
+async def _create(tx: AsyncTransaction) -> None:
+    await tx.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
+    for statement in SCHEMA_STATEMENTS:
+        await tx.execute(statement)
 
 
 async def notify(target: AsyncDatabase | AsyncTransaction, channel: str, payload: object) -> None:
@@ -92,11 +104,12 @@ async def notify(target: AsyncDatabase | AsyncTransaction, channel: str, payload
 async def publish(
     target: AsyncDatabase | AsyncTransaction, db: AsyncDatabase | None, topic: str, payload: Any
 ) -> int:
-    """Store one event (and a wake-up NOTIFY, sent at commit); return its id."""
+    """Store one event (and a wake-up NOTIFY, sent at commit); return its id. ``target`` is
+    the Database (its own transaction) or the caller's transaction; ``db`` the Database."""
     name = check_name(topic, "topic name")
     text = event_payload(payload)
     if db is not None:
-        await ensure_schema(db)
+        await ensure_schema(db, None if target is db else target)  # type: ignore[arg-type]
     event_id: int = await target.fetch_val(PUBLISH, {"topic": name, "payload": text})
     return event_id
 
