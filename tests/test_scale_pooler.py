@@ -198,3 +198,22 @@ def test_migrate_and_cdc_need_direct_url(
     with pgkeel.Database(url, pooler="pgbouncer", direct_url=pg_url, size_check="off") as db:
         assert [a.version for a in migrate.up(db, root)] == [1]
         assert db.fetch_val("SELECT count(*) FROM t") == 0
+
+
+def test_listen_and_subscribe_need_direct_url(pg_url: str, pgbouncer_factory: Factory) -> None:
+    """LISTEN (plain and under a durable subscription) refuses a Database behind the pooler
+    without direct_url=, at once; with it, the listener connects to the server itself and a
+    NOTIFY sent through the pooler reaches it."""
+    url = pgbouncer_factory()(pg_url)
+    with pgkeel.Database(url, pooler="pgbouncer", size_check="off") as db:
+        with pytest.raises(pgkeel.PoolerError, match=r"LISTEN .*direct_url="):
+            db.listen("orders")
+        with pytest.raises(pgkeel.PoolerError, match=r"LISTEN .*direct_url="):
+            db.subscribe("orders", consumer="c")
+    with (
+        pgkeel.Database(url, pooler="pgbouncer", direct_url=pg_url, size_check="off") as db,
+        db.listen("orders") as listener,
+    ):
+        db.notify("orders", "hello")
+        note = listener.get(timeout=10)
+        assert note is not None and (note.channel, note.payload) == ("orders", "hello")

@@ -4,8 +4,10 @@ web page at ``/``, health and metrics from pgkeel's integration).
 Only pgkeel's public API is used for the database: ``pgkeel.integrations.fastapi`` for the
 lifespan, dependencies and error mapping, ``pgkeel.migrate.up`` for the schema, ``fetch_*`` /
 ``execute`` with ``RETURNING`` for one-round-trip writes, ``upsert`` for the CSV import and
-``copy_out`` for the CSV export. Queries are composed with ``psycopg.sql`` (never by formatting
-strings), and every value travels as a parameter.
+``copy_out`` for the CSV export, and ``tx.publish`` for a ``product.changed`` event on every
+write, stored in the write's own transaction (so it exists exactly when the write does;
+subscribe with ``db.subscribe(PRODUCT_CHANGED, consumer=...)``). Queries are composed with
+``psycopg.sql`` (never by formatting strings), and every value travels as a parameter.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ HERE = Path(__file__).parent
 MIGRATIONS = HERE / "migrations"
 #: The CSV columns of the import and the export, in order.
 CSV_COLUMNS = ("sku", "name", "category", "price", "stock", "tags", "metadata")
+#: The durable topic every write publishes to: {"op", "id", "sku"} (an import: {"op", "skus"}).
+PRODUCT_CHANGED = "product.changed"
 _PATCHABLE = ("sku", "name", "category", "price", "tags", "metadata", "available_from")
 
 
@@ -84,13 +88,16 @@ def create_app(url: str | None = None, *, migrate: bool = True, **options: Any) 
 
     @app.post("/api/products", status_code=201, response_model=Product, tags=["products"])
     async def create_product(product: ProductIn, db: Db) -> Any:
-        """Create a product (one round trip: INSERT ... RETURNING)."""
-        return await db.fetch_one(
-            "INSERT INTO product (sku, name, category, price, stock, tags, metadata,"
-            " available_from) VALUES (%(sku)s, %(name)s, %(category)s, %(price)s, %(stock)s,"
-            " %(tags)s, %(metadata)s::jsonb, %(available_from)s) RETURNING *",
-            _params(product.model_dump()),
-        )
+        """Create a product (INSERT ... RETURNING, and its event, in one transaction)."""
+        async with db.transaction() as tx:
+            row = await tx.fetch_one(
+                "INSERT INTO product (sku, name, category, price, stock, tags, metadata,"
+                " available_from) VALUES (%(sku)s, %(name)s, %(category)s, %(price)s,"
+                " %(stock)s, %(tags)s, %(metadata)s::jsonb, %(available_from)s) RETURNING *",
+                _params(product.model_dump()),
+            )
+            await _changed(tx, "created", row)
+        return row
 
     @app.get("/api/products/{product_id}", response_model=Product, tags=["products"])
     async def get_product(product_id: UUID, db: Db) -> Any:
@@ -114,12 +121,21 @@ def create_app(url: str | None = None, *, migrate: bool = True, **options: Any) 
         query = sql.SQL(
             "UPDATE product SET {}, updated_at = now() WHERE id = %(id)s RETURNING *"
         ).format(sql.SQL(", ").join(sets))
-        return _found(await db.fetch_one(query, {**_params(given), "id": product_id}))
+        async with db.transaction() as tx:
+            row = _found(await tx.fetch_one(query, {**_params(given), "id": product_id}))
+            await _changed(tx, "updated", row)
+        return row
 
     @app.delete("/api/products/{product_id}", status_code=204, tags=["products"])
     async def delete_product(product_id: UUID, db: Db) -> Response:
         """Delete a product."""
-        _found(await db.fetch_one("DELETE FROM product WHERE id = %s RETURNING id", (product_id,)))
+        async with db.transaction() as tx:
+            row = _found(
+                await tx.fetch_one(
+                    "DELETE FROM product WHERE id = %s RETURNING id, sku", (product_id,)
+                )
+            )
+            await _changed(tx, "deleted", row)
         return Response(status_code=204)
 
     @app.get("/api/products", response_model=Page, tags=["products"])
@@ -158,11 +174,15 @@ def create_app(url: str | None = None, *, migrate: bool = True, **options: Any) 
         """Add ``delta`` (negative to take out) to the stock; the CHECK constraint refuses a
         negative stock, answered as 409."""
         try:
-            row = await db.fetch_one(
-                "UPDATE product SET stock = stock + %s, updated_at = now() WHERE id = %s"
-                " RETURNING *",
-                (change.delta, product_id),
-            )
+            async with db.transaction() as tx:
+                row = _found(
+                    await tx.fetch_one(
+                        "UPDATE product SET stock = stock + %s, updated_at = now() WHERE id = %s"
+                        " RETURNING *",
+                        (change.delta, product_id),
+                    )
+                )
+                await _changed(tx, "stock", row)
         except psycopg.errors.CheckViolation as exc:
             if exc.diag.constraint_name != "product_stock_nonnegative":
                 raise
@@ -171,7 +191,7 @@ def create_app(url: str | None = None, *, migrate: bool = True, **options: Any) 
             ) from None
         except psycopg.errors.NumericValueOutOfRange:
             raise HTTPException(409, "the stock would exceed its maximum") from None
-        return _found(row)
+        return row
 
     @app.get("/api/reports/low-stock", response_model=list[LowStock], tags=["reports"])
     async def low_stock(db: Db, threshold: Annotated[int, Query(ge=1, le=1_000_000)] = 10) -> Any:
@@ -190,7 +210,11 @@ def create_app(url: str | None = None, *, migrate: bool = True, **options: Any) 
         if not rows:
             raise HTTPException(422, "the CSV file has no rows")
         try:
-            count = await db.upsert("product", rows, key="sku")
+            async with db.transaction() as tx:
+                count = await tx.upsert("product", rows, key="sku")
+                await tx.publish(
+                    PRODUCT_CHANGED, {"op": "imported", "skus": [r["sku"] for r in rows]}
+                )
         except pgkeel.DuplicateKeyError as exc:
             raise HTTPException(422, f"sku {exc.key!r} appears more than once") from None
         return {"rows": count}
@@ -283,6 +307,11 @@ WHERE c.low > 0
 GROUP BY c.category, c.products, c.low, c.out_of_stock
 ORDER BY c.low DESC, c.category
 """
+
+
+async def _changed(tx: pgkeel.AsyncTransaction, op: str, row: Any) -> None:
+    """Publish the write's ``product.changed`` event in its transaction."""
+    await tx.publish(PRODUCT_CHANGED, {"op": op, "id": str(row["id"]), "sku": row["sku"]})
 
 
 def _found(row: Any) -> Any:

@@ -17,6 +17,7 @@ from pgkeel.errors import (
     MigrationLintError,
     NotStorableError,
     NotSupportedError,
+    PayloadTooLargeError,
     PoolerError,
     PoolSizeError,
     RowError,
@@ -28,6 +29,7 @@ from pgkeel.transaction import Transaction
 from pgkeel.transaction_async import AsyncTransaction
 
 if _typing.TYPE_CHECKING:
+    from pgkeel import events as events
     from pgkeel import migrate as migrate
 
 __version__ = "0.1.0.dev0"
@@ -48,6 +50,7 @@ __all__ = [
     "MigrationLintError",
     "NotStorableError",
     "NotSupportedError",
+    "PayloadTooLargeError",
     "PoolSizeError",
     "PoolerError",
     "RowError",
@@ -62,8 +65,8 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # `pgkeel.migrate.up(url, "migrations")` after a plain `import pgkeel`, without paying for
     # the migrate package (hashlib, its rule table) in every process that only queries.
-    if name == "migrate":
+    if name in ("migrate", "events"):
         import importlib
 
-        return importlib.import_module("pgkeel.migrate")
+        return importlib.import_module(f"pgkeel.{name}")
     raise AttributeError(f"module 'pgkeel' has no attribute {name!r}")

@@ -50,6 +50,7 @@ from pgkeel.transaction import Isolation, Transaction, begin
 
 if TYPE_CHECKING:
     from pgkeel.cdc import Changes
+    from pgkeel.events import Listener, Subscription
 
 __all__ = ["Database"]
 
@@ -442,6 +443,53 @@ class Database(DatabaseBase, ReadRouting, BulkMethods):
             tables=tables,
             status_interval=status_interval,
         )
+
+    # --- events (pgkeel.events) --------------------------------------------------------------
+
+    def notify(self, channel: str, payload: object = None) -> None:
+        """Send a notification on ``channel`` (a str payload, or a dict/list as JSON; under
+        8000 bytes): see :mod:`pgkeel.events`."""
+        from pgkeel.events.topics import notify
+
+        notify(self, channel, payload)
+
+    def listen(
+        self,
+        *channels: str,
+        on_reconnect: Callable[[], Any] | None = None,
+        ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
+    ) -> Listener:
+        """LISTEN on ``channels`` from a connection of its own that reconnects by itself; use it
+        as a context manager and iterate: see :class:`pgkeel.events.Listener`."""
+        from pgkeel.events.listen import Listener
+
+        return Listener(
+            self.config,
+            channels,
+            on_reconnect=on_reconnect,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+
+    def publish(self, topic: str, payload: Any) -> int:
+        """Store an event on durable topic ``topic`` in its own transaction; return its id."""
+        from pgkeel.events.topics import publish
+
+        return publish(self, self, topic, payload)
+
+    def subscribe(self, topic: str, consumer: str, **options: Any) -> Subscription:
+        """A named consumer of ``topic`` (``start=``, ``auto_ack=``, ``poll_interval=``...);
+        use it as a context manager and iterate: see :class:`pgkeel.events.Subscription`."""
+        from pgkeel.events.topics import Subscription
+
+        return Subscription(self, topic, consumer, **options)
+
+    def prune_events(self, older_than: float) -> int:
+        """Delete events older than ``older_than`` seconds that every consumer acknowledged."""
+        from pgkeel.events.topics import prune_events
+
+        return prune_events(self, older_than)
 
     # --- observability ---------------------------------------------------------------------
 

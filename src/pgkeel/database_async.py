@@ -49,6 +49,7 @@ from pgkeel.transaction_async import AsyncTransaction, Isolation, begin_async
 
 if TYPE_CHECKING:
     from pgkeel.cdc import AsyncChanges
+    from pgkeel.events import AsyncListener, AsyncSubscription
 
 __all__ = ["AsyncDatabase"]
 
@@ -459,6 +460,53 @@ class AsyncDatabase(DatabaseBase, AsyncReadRouting, AsyncBulkMethods):
             tables=tables,
             status_interval=status_interval,
         )
+
+    # --- events (pgkeel.events) --------------------------------------------------------------
+
+    async def notify(self, channel: str, payload: object = None) -> None:
+        """Send a notification on ``channel`` (a str payload, or a dict/list as JSON; under
+        8000 bytes): see :mod:`pgkeel.events`."""
+        from pgkeel.events.topics_async import notify
+
+        await notify(self, channel, payload)
+
+    def listen(
+        self,
+        *channels: str,
+        on_reconnect: Callable[[], Any] | None = None,
+        ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
+    ) -> AsyncListener:
+        """LISTEN on ``channels`` from a connection of its own that reconnects by itself; use it
+        as a context manager and iterate: see :class:`pgkeel.events.AsyncListener`."""
+        from pgkeel.events.listen_async import AsyncListener
+
+        return AsyncListener(
+            self.config,
+            channels,
+            on_reconnect=on_reconnect,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+
+    async def publish(self, topic: str, payload: Any) -> int:
+        """Store an event on durable topic ``topic`` in its own transaction; return its id."""
+        from pgkeel.events.topics_async import publish
+
+        return await publish(self, self, topic, payload)
+
+    def subscribe(self, topic: str, consumer: str, **options: Any) -> AsyncSubscription:
+        """A named consumer of ``topic`` (``start=``, ``auto_ack=``, ``poll_interval=``...);
+        use it as a context manager and iterate: see :class:`pgkeel.events.AsyncSubscription`."""
+        from pgkeel.events.topics_async import AsyncSubscription
+
+        return AsyncSubscription(self, topic, consumer, **options)
+
+    async def prune_events(self, older_than: float) -> int:
+        """Delete events older than ``older_than`` seconds that every consumer acknowledged."""
+        from pgkeel.events.topics_async import prune_events
+
+        return await prune_events(self, older_than)
 
     # --- observability ---------------------------------------------------------------------
 

@@ -134,3 +134,8 @@ class NotSupportedError(Error):
     point reads; ``psycopg2`` (``Database``) to keep an existing psycopg2 deployment's driver.
     Errors are the same classes on every driver (psycopg's SQLSTATE classes, the driver's own
     exception as ``__cause__``)."""
+
+
+class PayloadTooLargeError(Error, ValueError):
+    """A NOTIFY payload is at or over the server's limit (8000 bytes in the database encoding):
+    refused before anything is sent; durable topics (``publish``) have no such limit."""

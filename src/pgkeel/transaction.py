@@ -107,6 +107,19 @@ class Transaction(QueryMethods, BulkMethods):
         finally:
             inner._end()
 
+    def notify(self, channel: str, payload: object = None) -> None:
+        """Send a notification on ``channel``, delivered only if the transaction commits."""
+        from pgkeel.events.topics import notify
+
+        notify(self, channel, payload)
+
+    def publish(self, topic: str, payload: Any) -> int:
+        """Store an event on durable topic ``topic`` in this transaction (and a wake-up sent on
+        commit); it exists only if the transaction commits. Returns its id."""
+        from pgkeel.events.topics import publish
+
+        return publish(self, self._db, topic, payload)  # type: ignore[arg-type]
+
     @contextmanager
     def _atomic(self) -> Iterator[psycopg.Connection[Any]]:
         """The tx's connection inside a savepoint (the contract with pgkeel's bulk helpers)."""

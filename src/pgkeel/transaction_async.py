@@ -107,6 +107,19 @@ class AsyncTransaction(AsyncQueryMethods, AsyncBulkMethods):
         finally:
             inner._end()
 
+    async def notify(self, channel: str, payload: object = None) -> None:
+        """Send a notification on ``channel``, delivered only if the transaction commits."""
+        from pgkeel.events.topics_async import notify
+
+        await notify(self, channel, payload)
+
+    async def publish(self, topic: str, payload: Any) -> int:
+        """Store an event on durable topic ``topic`` in this transaction (and a wake-up sent on
+        commit); it exists only if the transaction commits. Returns its id."""
+        from pgkeel.events.topics_async import publish
+
+        return await publish(self, self._db, topic, payload)  # type: ignore[arg-type]
+
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """The tx's connection inside a savepoint (the contract with pgkeel's bulk helpers)."""

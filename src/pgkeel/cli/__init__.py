@@ -2,9 +2,10 @@
 
 ``main`` is the click group behind the ``pgkeel`` console script and ``python -m pgkeel``; each
 command group lives in its own module (``db`` for the development server, ``copy`` for CSV in and
-out, ``migrate`` for migrations, ``check`` for the static checker) and is registered here. A
-group's module imports only what building its commands needs, so ``pgkeel --help`` stays quick
-and never loads an optional extra (pglast is imported only when a migration is split or linted).
+out, ``migrate`` for migrations, ``check`` for the static checker, ``events`` for durable
+topics) and is registered here. A group's module imports only what building its commands needs,
+so ``pgkeel --help`` stays quick and never loads an optional extra (pglast is imported only when
+a migration is split or linted).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pgkeel.cli.check import check as check_command
 from pgkeel.cli.copy import copy as copy_group
 from pgkeel.cli.db import db as db_group
 from pgkeel.cli.doctor import doctor as doctor_command
+from pgkeel.cli.events import events as events_group
 from pgkeel.cli.migrate import migrate as migrate_group
 
 __all__ = ["main"]
@@ -39,3 +41,4 @@ main.add_command(migrate_group)
 main.add_command(check_command)
 main.add_command(cdc_group)
 main.add_command(doctor_command)
+main.add_command(events_group)
