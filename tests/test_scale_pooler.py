@@ -216,4 +216,5 @@ def test_listen_and_subscribe_need_direct_url(pg_url: str, pgbouncer_factory: Fa
     ):
         db.notify("orders", "hello")
         note = listener.get(timeout=10)
-        assert note is not None and (note.channel, note.payload) == ("orders", "hello")
+        assert note is not None
+        assert (note.channel, note.payload) == ("orders", "hello")
