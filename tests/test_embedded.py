@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -18,7 +22,7 @@ import pytest
 from psycopg import sql
 
 from pgkeel import embedded
-from pgkeel.embedded import _runas, _server
+from pgkeel.embedded import _postmaster, _runas, _server
 from pgkeel.embedded._certs import make_ca_and_server_cert
 from pgkeel.errors import EmbeddedServerError, ServerNotFoundError
 
@@ -476,3 +480,37 @@ def test_stop_does_not_wait_for_a_forked_child_holding_the_pipe() -> None:
     finally:
         os.close(hold_w)
         os.waitpid(child, 0)
+
+
+def _reap_until(tmp: str, stop: Any) -> None:
+    while not stop.is_set():
+        _postmaster.reap_orphans(Path(tmp), {os.geteuid()})
+
+
+def test_a_directory_being_set_up_is_never_reaped(tmp_path: Path) -> None:
+    """Another process reaping orphans in a loop never takes the lock of (and removes) a
+    throwaway directory that start() is creating: its lock file appears already held."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    reaper = ctx.Process(target=_reap_until, args=(str(tmp_path), stop))
+    reaper.start()
+    lost = made = 0
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            root = Path(tempfile.mkdtemp(prefix="pgkeel-", dir=tmp_path))
+            fd = _postmaster.hold_new_lock(root)
+            made += 1
+            try:
+                # While we hold the lock, the directory is ours: still there, and writable.
+                (root / "data").mkdir()
+            except FileNotFoundError:
+                lost += 1
+            finally:
+                os.close(fd)
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        stop.set()
+        reaper.join(30)
+    assert made > 50
+    assert lost == 0

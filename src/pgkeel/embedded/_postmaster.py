@@ -232,6 +232,23 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
+def hold_new_lock(root: Path) -> int:
+    """Create ``root``'s lock file already locked, and return the fd holding it.
+
+    Made under another name, locked, then renamed into place: a reaper that sees a lock file
+    always finds it held (with ``try_lock`` on the final name, a reaper could open the new file
+    between its creation and its flock, take the lock and remove a directory being set up)."""
+    tmp = root / f"{LOCK_FILE}.new"
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, root / LOCK_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def reap_orphans(tmpdir: Path, uids: set[int]) -> list[Path]:
     """Stop and remove throwaway clusters (``<tmpdir>/pgkeel-*``) whose owner and watchdog died.
 

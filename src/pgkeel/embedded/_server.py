@@ -340,7 +340,7 @@ def start(
         _postmaster.reap_orphans(_tmp_root(), {os.geteuid(), who.uid})
         root = Path(tempfile.mkdtemp(prefix="pgkeel-"))
         # Held by us and our watchdog: while either lives, no other start reaps this directory.
-        lock_fd = _postmaster.try_lock(root / _postmaster.LOCK_FILE)
+        lock_fd = _postmaster.hold_new_lock(root)
         who.own(root)
         data = root / "data"
     else:
