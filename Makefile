@@ -17,7 +17,8 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 ## smoke: a quick subset (core API, bulk, types, CLI) for another Python: make smoke PYTHON=python3.13 VENV=.venv-3.13
-SMOKE_TESTS ?= tests/test_init.py tests/test_database.py tests/test_types.py tests/test_bulk_copy.py tests/test_cli_copy.py
+SMOKE_TESTS ?= tests/test_init.py tests/test_database.py tests/test_types.py tests/test_bulk_copy.py tests/test_cli_copy.py \
+	tests/test_events.py tests/test_drivers_placeholders.py tests/test_ops_verdicts.py tests/test_scale_router.py
 smoke: $(BIN)/.installed
 	$(BIN)/pytest -q $(SMOKE_TESTS)
 
