@@ -18,8 +18,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import psycopg
-
 from pgkeel.errors import ConfigError, NotSupportedError
 
 __all__ = ["DRIVERS", "adapter", "load"]
@@ -58,6 +56,8 @@ def load(name: str, *, face: str, config: Any) -> Any:
 
 
 def adapter(conn: object) -> Any:
-    """``conn`` if it is another driver's connection adapter (not psycopg's), else None: where
-    :mod:`pgkeel.bulk` hands the work to the driver (typed ``Any``: the adapters are duck-typed)."""
-    return None if isinstance(conn, psycopg.BaseConnection) else conn
+    """``conn`` if it is a driver's connection adapter with COPY and streams of its own
+    (``own_bulk``: asyncpg's), else None: where :mod:`pgkeel.bulk` hands the work to the driver
+    (typed ``Any``: the adapters are duck-typed). psycopg's connections, and psycopg2's adapter
+    (which speaks psycopg's ``copy()`` / named ``cursor()``), take psycopg's path."""
+    return conn if getattr(conn, "own_bulk", False) else None

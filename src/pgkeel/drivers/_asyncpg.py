@@ -452,6 +452,9 @@ class Connection:
 
     # --- bulk (pgkeel.bulk hands these the connection where it would use psycopg's COPY) ----
 
+    #: pgkeel.bulk calls copy_into / stream_batches / copy_out below (``drivers.adapter``).
+    own_bulk = True
+
     async def copy_into(self, *args: Any) -> int:
         return await _asyncpg_bulk.copy_into(self, *args)
 
