@@ -59,5 +59,9 @@ def load(name: str, *, face: str, config: Any) -> Any:
 
 def adapter(conn: object) -> Any:
     """``conn`` if it is another driver's connection adapter (not psycopg's), else None: where
-    :mod:`pgkeel.bulk` hands the work to the driver (typed ``Any``: the adapters are duck-typed)."""
-    return None if isinstance(conn, psycopg.BaseConnection) else conn
+    :mod:`pgkeel.bulk` hands the work to the driver (typed ``Any``: the adapters are duck-typed).
+    An adapter with ``copy_like_psycopg`` (psycopg2's) offers psycopg's own ``cursor.copy()``
+    and named cursors, so bulk runs its psycopg code on it unchanged."""
+    if isinstance(conn, psycopg.BaseConnection) or getattr(conn, "copy_like_psycopg", False):
+        return None
+    return conn

@@ -447,6 +447,9 @@ class Connection:
     pollfd: Any = None
     #: An adaptation context for psycopg's COPY formatter (no psycopg connection under it).
     connection = None
+    #: pgkeel.bulk runs its psycopg code on this adapter (``cursor.copy()``, named cursors):
+    #: see :func:`pgkeel.drivers.adapter`.
+    copy_like_psycopg = True
 
     def __init__(self, raw: Any, naive_datetime: str) -> None:
         raw.autocommit = True
