@@ -606,6 +606,8 @@ class LeanPool:
             except BaseException:
                 self._size -= 1
                 return
+            # Idle from now: max_idle must not count from 0 and retire it at the next return.
+            conn.idle_since = time.monotonic()
             self._put_nowait(conn)
 
         task = asyncio.get_running_loop().create_task(grow())
