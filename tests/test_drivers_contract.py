@@ -26,6 +26,13 @@ pytest_plugins = ["fix_drivers", "fix_pgbouncer"]
 TABLE = "CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0))"
 
 
+#: Counts the client connections to the current database other than the one asking.
+BACKENDS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
 async def _raw_class(db: pgkeel.AsyncDatabase) -> type:
     async with db.connection() as conn:
         return type(getattr(conn, "raw", conn))
@@ -546,6 +553,29 @@ def test_pool_limits_waiting_and_lifetime(on_driver: Any) -> None:
     on_driver(body, min_size=1, max_size=1, max_waiting=1, max_lifetime=1.0, timeout=3)
 
 
+def test_max_idle_shrinks_the_pool(on_driver: Any) -> None:
+    """After a burst, connections idle longer than max_idle are closed (their backends gone),
+    whether the pool is left alone or light traffic goes on, down to min_size and never below."""
+
+    async def body(db: pgkeel.AsyncDatabase) -> None:
+        for traffic in (False, True):
+            await asyncio.gather(*(db.fetch_val("SELECT pg_sleep(0.2)") for _ in range(4)))
+            assert db.stats()["size"] >= 2
+            deadline = time.monotonic() + 15
+            while db.stats()["size"] > 1 or await db.fetch_val(BACKENDS) > 0:
+                assert time.monotonic() < deadline, f"never shrank ({traffic=}): {db.stats()}"
+                if traffic:
+                    assert await db.fetch_val("SELECT 1") == 1
+                await asyncio.sleep(0.05)
+        for _ in range(10):
+            assert await db.fetch_val("SELECT 1") == 1
+            await asyncio.sleep(0.1)
+        assert db.stats()["size"] == 1
+        assert await db.fetch_val(BACKENDS) == 0
+
+    on_driver(body, min_size=1, max_size=4, max_idle=0.3)
+
+
 @pytest.mark.usefixtures("require_tls")
 def test_tls_verify_full(driver: str) -> None:
     """With ssl="required", a verify-full URL (the embedded server's CA) connects over TLS on
@@ -562,13 +592,6 @@ def test_tls_verify_full(driver: str) -> None:
         assert run_on(server.url, driver, body, ssl="required") is True
     finally:
         server.stop()
-
-
-#: Counts the client connections to the current database other than the one asking.
-BACKENDS = (
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-)
 
 
 @pytest.mark.slow
