@@ -526,3 +526,27 @@ def _in_threads(db: pgkeel.Database, query: Any, n: int) -> None:
         t.join(30)
     if errors:
         raise errors[0]
+
+
+def test_max_idle_shrinks_the_pool(on_sync_driver: Any) -> None:
+    """After a burst, connections idle longer than max_idle are closed (their backends gone),
+    whether the pool is left alone or light traffic goes on, down to min_size and never below."""
+    from test_drivers_contract import BACKENDS
+
+    def body(db: pgkeel.Database) -> None:
+        for traffic in (False, True):
+            _in_threads(db, "SELECT pg_sleep(0.2)", 4)
+            assert db.stats()["size"] >= 2
+            deadline = time.monotonic() + 15
+            while db.stats()["size"] > 1 or db.fetch_val(BACKENDS) > 0:
+                assert time.monotonic() < deadline, f"never shrank ({traffic=}): {db.stats()}"
+                if traffic:
+                    assert db.fetch_val("SELECT 1") == 1
+                time.sleep(0.05)
+        for _ in range(10):
+            assert db.fetch_val("SELECT 1") == 1
+            time.sleep(0.1)
+        assert db.stats()["size"] == 1
+        assert db.fetch_val(BACKENDS) == 0
+
+    on_sync_driver(body, min_size=1, max_size=4, max_idle=0.3)
