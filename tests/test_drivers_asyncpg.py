@@ -28,18 +28,24 @@ def test_a_connection_opened_in_the_background_is_not_retired_as_idle(pg_url: st
         pool = db._pool
         await _until(lambda: pool.get_stats()["pool_available"] == 2)
         first = await pool.getconn()
-        second = await pool.getconn()
-        # A lost connection takes the pool below min_size: a replacement grows in the background
-        # while this checkout, finding no idle connection, opens its own.
-        second.raw.terminate()
-        await pool.putconn(second)
-        third = await pool.getconn()
-        await _until(lambda: pool.get_stats()["pool_available"] == 1)
-        third.idle_since = time.monotonic()  # as the Database does when it gives one back
-        await pool.putconn(third)
-        stats = pool.get_stats()
-        assert (stats["pool_size"], stats["pool_available"]) == (3, 2), stats
-        first.idle_since = time.monotonic()
-        await pool.putconn(first)
+        try:
+            second = await pool.getconn()
+            try:
+                # A lost connection takes the pool below min_size: a replacement grows in the
+                # background while the next checkout, finding no idle connection, opens its own.
+                second.raw.terminate()
+            finally:
+                await pool.putconn(second)
+            third = await pool.getconn()
+            try:
+                await _until(lambda: pool.get_stats()["pool_available"] == 1)
+                third.idle_since = time.monotonic()  # as the Database does when it gives one back
+            finally:
+                await pool.putconn(third)
+            stats = pool.get_stats()
+            assert (stats["pool_size"], stats["pool_available"]) == (3, 2), stats
+        finally:
+            first.idle_since = time.monotonic()
+            await pool.putconn(first)
 
     run_on(pg_url, "asyncpg", body, min_size=2, max_size=3, max_idle=60)
