@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import math
+import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,13 @@ from pgkeel.errors import NotStorableError
 pytest_plugins = ["fix_drivers", "fix_pgbouncer"]
 
 TABLE = "CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL, qty int CHECK (qty >= 0))"
+
+
+#: Counts the client connections to the current database other than the one asking.
+BACKENDS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
 
 
 async def _raw_class(db: pgkeel.AsyncDatabase) -> type:
@@ -545,6 +553,29 @@ def test_pool_limits_waiting_and_lifetime(on_driver: Any) -> None:
     on_driver(body, min_size=1, max_size=1, max_waiting=1, max_lifetime=1.0, timeout=3)
 
 
+def test_max_idle_shrinks_the_pool(on_driver: Any) -> None:
+    """After a burst, connections idle longer than max_idle are closed (their backends gone),
+    whether the pool is left alone or light traffic goes on, down to min_size and never below."""
+
+    async def body(db: pgkeel.AsyncDatabase) -> None:
+        for traffic in (False, True):
+            await asyncio.gather(*(db.fetch_val("SELECT pg_sleep(0.2)") for _ in range(4)))
+            assert db.stats()["size"] >= 2
+            deadline = time.monotonic() + 15
+            while db.stats()["size"] > 1 or await db.fetch_val(BACKENDS) > 0:
+                assert time.monotonic() < deadline, f"never shrank ({traffic=}): {db.stats()}"
+                if traffic:
+                    assert await db.fetch_val("SELECT 1") == 1
+                await asyncio.sleep(0.05)
+        for _ in range(10):
+            assert await db.fetch_val("SELECT 1") == 1
+            await asyncio.sleep(0.1)
+        assert db.stats()["size"] == 1
+        assert await db.fetch_val(BACKENDS) == 0
+
+    on_driver(body, min_size=1, max_size=4, max_idle=0.3)
+
+
 @pytest.mark.usefixtures("require_tls")
 def test_tls_verify_full(driver: str) -> None:
     """With ssl="required", a verify-full URL (the embedded server's CA) connects over TLS on
@@ -559,5 +590,56 @@ def test_tls_verify_full(driver: str) -> None:
     try:
         assert "sslmode=verify-full" in server.url
         assert run_on(server.url, driver, body, ssl="required") is True
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.fault
+def test_server_restart_recovery(driver: str, cluster_dir: Any) -> None:
+    """The server stops and starts again under an open Database: queries fail fast while it is
+    down and succeed again within 10 s of its return, and the pool holds no more connections
+    than the server sees (none leaked, none counted twice)."""
+    from psycopg_pool import PoolTimeout
+
+    from fix_drivers import run_on
+    from pgkeel import embedded
+
+    data = cluster_dir / "data"
+    server = embedded.start(data)
+    port, url = server.port, server.url
+
+    async def body(db: pgkeel.AsyncDatabase) -> None:
+        nonlocal server
+        await asyncio.gather(*(db.fetch_val("SELECT pg_sleep(0.05)") for _ in range(3)))
+        assert db.stats()["size"] >= 3
+        await asyncio.to_thread(server.stop)
+        t0 = time.monotonic()
+        with pytest.raises((psycopg.OperationalError, PoolTimeout)):
+            await db.fetch_val("SELECT 1")
+        assert time.monotonic() - t0 < 1.0 + 10  # the pool timeout, and a loaded box's margin
+        server = await asyncio.to_thread(embedded.start, data, port=port)
+        back = time.monotonic()
+        while True:
+            try:
+                assert await db.fetch_val("SELECT 1") == 1
+                break
+            except (psycopg.OperationalError, PoolTimeout):
+                assert time.monotonic() - back < 10, "no recovery within 10 s"
+                await asyncio.sleep(0.1)
+        # Every connection the pool holds now works (the dead ones were all replaced).
+        results = await asyncio.gather(
+            *(db.fetch_val("SELECT pg_sleep(0.05)::text || 'ok'") for _ in range(4))
+        )
+        assert results == ["ok"] * 4
+        # Connections still being opened count in the size until they land in the pool.
+        while (stats := db.stats())["available"] != stats["size"]:
+            assert time.monotonic() - back < 10, f"connections never came back: {stats}"
+            await asyncio.sleep(0.1)
+        assert 1 <= stats["size"] <= 4
+        assert await db.fetch_val(BACKENDS) == stats["size"] - 1
+
+    try:
+        run_on(url, driver, body, min_size=2, max_size=4, timeout=1.0, size_check="off")
     finally:
         server.stop()

@@ -463,3 +463,90 @@ def test_max_lifetime_and_liveness(on_sync_driver: Any) -> None:
         assert db.fetch_val("SELECT pg_backend_pid()") != pid
 
     on_sync_driver(body, min_size=1, max_size=1, max_lifetime=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.fault
+def test_server_restart_recovery(sync_driver: str, cluster_dir: Any) -> None:
+    """The server stops and starts again under an open Database: queries fail fast while it is
+    down and succeed again within 10 s of its return, and the pool holds no more connections
+    than the server sees (none leaked, none counted twice)."""
+    from pgkeel import embedded
+    from test_drivers_contract import BACKENDS
+
+    data = cluster_dir / "data"
+    server = embedded.start(data)
+    port, url = server.port, server.url
+    try:
+        with pgkeel.Database(
+            url, driver=sync_driver, min_size=2, max_size=4, timeout=1.0, size_check="off"
+        ) as db:
+            _in_threads(db, "SELECT pg_sleep(0.05)", 3)
+            assert db.stats()["size"] >= 3
+            server.stop()
+            t0 = time.monotonic()
+            with pytest.raises((psycopg.OperationalError, PoolTimeout)):
+                db.fetch_val("SELECT 1")
+            assert time.monotonic() - t0 < 1.0 + 10  # the pool timeout, and a loaded box's margin
+            server = embedded.start(data, port=port)
+            back = time.monotonic()
+            while True:
+                try:
+                    assert db.fetch_val("SELECT 1") == 1
+                    break
+                except (psycopg.OperationalError, PoolTimeout):
+                    assert time.monotonic() - back < 10, "no recovery within 10 s"
+                    time.sleep(0.1)
+            # Every connection the pool holds now works (the dead ones were all replaced).
+            _in_threads(db, "SELECT pg_sleep(0.05)", 4)
+            # Connections still being opened count in the size until they land in the pool.
+            while (stats := db.stats())["available"] != stats["size"]:
+                assert time.monotonic() - back < 10, f"connections never came back: {stats}"
+                time.sleep(0.1)
+            assert 1 <= stats["size"] <= 4
+            assert db.fetch_val(BACKENDS) == stats["size"] - 1
+    finally:
+        server.stop()
+
+
+def _in_threads(db: pgkeel.Database, query: Any, n: int) -> None:
+    """Run ``query`` on ``n`` threads at once; raise the first failure."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            db.fetch_val(query)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    if errors:
+        raise errors[0]
+
+
+def test_max_idle_shrinks_the_pool(on_sync_driver: Any) -> None:
+    """After a burst, connections idle longer than max_idle are closed (their backends gone),
+    whether the pool is left alone or light traffic goes on, down to min_size and never below."""
+    from test_drivers_contract import BACKENDS
+
+    def body(db: pgkeel.Database) -> None:
+        for traffic in (False, True):
+            _in_threads(db, "SELECT pg_sleep(0.2)", 4)
+            assert db.stats()["size"] >= 2
+            deadline = time.monotonic() + 15
+            while db.stats()["size"] > 1 or db.fetch_val(BACKENDS) > 0:
+                assert time.monotonic() < deadline, f"never shrank ({traffic=}): {db.stats()}"
+                if traffic:
+                    assert db.fetch_val("SELECT 1") == 1
+                time.sleep(0.05)
+        for _ in range(10):
+            assert db.fetch_val("SELECT 1") == 1
+            time.sleep(0.1)
+        assert db.stats()["size"] == 1
+        assert db.fetch_val(BACKENDS) == 0
+
+    on_sync_driver(body, min_size=1, max_size=4, max_idle=0.3)

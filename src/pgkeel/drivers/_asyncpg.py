@@ -503,6 +503,8 @@ class LeanPool:
         self._closed = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._stats = collections.Counter[str]()
+        #: The timer that retires connections idle past max_idle when no return comes to.
+        self._shrinker: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
         self._closed = False
@@ -511,6 +513,9 @@ class LeanPool:
 
     async def close(self) -> None:
         self._closed = True
+        if self._shrinker is not None:
+            self._shrinker.cancel()
+            self._shrinker = None
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
@@ -609,6 +614,8 @@ class LeanPool:
             except BaseException:
                 self._size -= 1
                 return
+            # Idle from now: max_idle must not count from 0 and retire it at the next return.
+            conn.idle_since = time.monotonic()
             self._put_nowait(conn)
 
         task = asyncio.get_running_loop().create_task(grow())
@@ -636,12 +643,32 @@ class LeanPool:
                 return
         idle = self._idle
         idle.append(conn)
-        # The bottom of the stack has been idle longest: retire it past max_idle.
-        if len(idle) > 1 and self._size > self.min_size:
-            oldest = idle[0]
-            if conn.idle_since - oldest.idle_since > self._max_idle:
-                idle.popleft()
-                self._discard(oldest)
+        if self._size > self.min_size:
+            # The bottom of the stack has been idle longest: retire it past max_idle.
+            if len(idle) > 1:
+                oldest = idle[0]
+                if conn.idle_since - oldest.idle_since > self._max_idle:
+                    idle.popleft()
+                    self._discard(oldest)
+            if self._shrinker is None:
+                # A pool left alone gets no return to retire on: a timer does it then.
+                loop = asyncio.get_running_loop()
+                self._shrinker = loop.call_later(self._max_idle, self._shrink)
+
+    def _shrink(self) -> None:
+        """Retire the connections idle longer than max_idle, down to min_size; run again when
+        the next one will be, while the pool is above min_size."""
+        self._shrinker = None
+        if self._closed:
+            return
+        idle = self._idle
+        now = time.monotonic()
+        while idle and self._size > self.min_size and now - idle[0].idle_since > self._max_idle:
+            self._discard(idle.popleft())
+        if idle and self._size > self.min_size:
+            wait = idle[0].idle_since + self._max_idle - now
+            loop = asyncio.get_running_loop()
+            self._shrinker = loop.call_later(max(wait, 0.01), self._shrink)
 
     async def putconn(self, conn: Connection) -> None:
         if time.monotonic() - conn.born > self._max_lifetime:

@@ -658,6 +658,8 @@ class LeanPool:
         self._size = 0
         self._closed = True
         self._stats = collections.Counter[str]()
+        #: The timer that retires connections idle past max_idle when no return comes to.
+        self._shrinker: threading.Timer | None = None
 
     def open(self) -> None:
         with self._lock:
@@ -669,6 +671,9 @@ class LeanPool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            if self._shrinker is not None:
+                self._shrinker.cancel()
+                self._shrinker = None
             waiters = list(self._waiters)
             self._waiters.clear()
             idle = list(self._idle)
@@ -799,6 +804,7 @@ class LeanPool:
 
     def _put(self, conn: Connection) -> None:
         retired: list[Connection] = []
+        timer = None
         with self._lock:
             if self._closed or conn.raw.closed:
                 self._size -= 1
@@ -819,6 +825,39 @@ class LeanPool:
                         idle.popleft()
                         self._size -= 1
                         retired.append(oldest)
+                if self._size > self.min_size and self._shrinker is None:
+                    # A pool left alone gets no return to retire on: a timer does it then.
+                    timer = self._shrinker = self._timer(self._max_idle)
+        if timer is not None:
+            timer.start()
+        if retired:
+            self._drop(retired)
+
+    def _timer(self, delay: float) -> threading.Timer:
+        timer = threading.Timer(delay, self._shrink)
+        timer.name = "pgkeel-psycopg2-shrink"
+        timer.daemon = True
+        return timer
+
+    def _shrink(self) -> None:
+        """Retire the connections idle longer than max_idle, down to min_size; run again when
+        the next one will be, while the pool is above min_size."""
+        retired: list[Connection] = []
+        timer = None
+        with self._lock:
+            self._shrinker = None
+            if self._closed:
+                return
+            idle = self._idle
+            now = time.monotonic()
+            while idle and self._size > self.min_size and now - idle[0].idle_since > self._max_idle:
+                retired.append(idle.popleft())
+                self._size -= 1
+            if idle and self._size > self.min_size:
+                wait = idle[0].idle_since + self._max_idle - now
+                timer = self._shrinker = self._timer(max(wait, 0.01))
+        if timer is not None:
+            timer.start()
         if retired:
             self._drop(retired)
 
