@@ -118,6 +118,28 @@ def test_late_commit_of_a_lower_id_is_not_skipped(db: pgkeel.Database, pg_url: s
         assert again.get(0.3) is None
 
 
+def test_batch_larger_than_a_page(db: pgkeel.Database, pg_url: str) -> None:
+    """A batch read in several pages (bounded id ranges), interleaved with another topic and a
+    lower id still in flight, resumed by a restarted consumer mid-batch: every event once, in
+    id order, and the late lower id after it commits."""
+    db.publish("t", "warm-up")
+    with db.subscribe("t", "c", batch_size=3, ack_interval=0) as sub:
+        with pgkeel.Database(pg_url, size_check="off") as other, other.transaction() as slow:
+            low = slow.publish("t", "low")
+            ids = []
+            for i in range(10):
+                ids.append(db.publish("t", i))
+                db.publish("u", i)
+            assert [e.id for e in drain(sub, 4)] == ids[:4]
+            sub.close()  # mid-batch: the stored position is inside a batch of 10
+            with db.subscribe("t", "c", batch_size=3, ack_interval=0) as again:
+                assert [e.id for e in drain(again, 6)] == ids[4:]
+                assert again.get(0.3) is None
+        with db.subscribe("t", "c", batch_size=3) as again:
+            assert [e.id for e in drain(again, 1)] == [low]
+            assert again.get(0.3) is None
+
+
 def test_position_survives_restart(db: pgkeel.Database) -> None:
     """A restarted consumer resumes after its last acknowledged event; an unacknowledged one
     (its handler raised) is delivered again."""

@@ -23,6 +23,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from pgkeel.events._base import (
+    BATCH_END,
     CHANNEL,
     CONSUMERS,
     FETCH,
@@ -171,6 +172,8 @@ class AsyncSubscription:
         self._done = ""
         self._batch: str | None = None
         self._last = 0
+        # The batch's highest id, once a batch turns out larger than a page (None: not known).
+        self._end: int | None = None
         # Acknowledged position, and the one stored in the database.
         self._acked: tuple[str, str | None, int] = ("", None, 0)
         self._stored: tuple[str, str | None, int] = ("", None, 0)
@@ -229,6 +232,7 @@ class AsyncSubscription:
                 f"consumer {self.consumer!r} of topic {self.topic!r} was deleted while in use"
             )
         self._done, self._batch, self._last = row["done"], row["batch"], row["last_id"]
+        self._end = None
         self._acked = self._stored = (self._done, self._batch, self._last)
         self._stored_at = _monotonic()
         self._buffer.clear()
@@ -348,12 +352,19 @@ class AsyncSubscription:
         params = {"topic": self.topic, "done": self._done, "limit": self._limit}
         if self._batch is None:
             rows = await self._db.fetch_all(FETCH_NEW_BATCH, params)
-            self._batch, self._last = rows[0]["batch"], 0
+            self._batch, self._last, self._end = rows[0]["batch"], 0, None
             if rows[0]["id"] is None:
                 rows = []
         else:
             params.update(batch=self._batch, last=self._last)
-            rows = await self._db.fetch_all(FETCH, params)
+            if self._end is None:
+                self._end = await self._db.fetch_val(BATCH_END, params)
+            if self._end is None:
+                # Nothing of the batch is left (a restart at its very end).
+                rows = []
+            else:
+                params["end"] = self._end
+                rows = await self._db.fetch_all(FETCH, params)
         done, batch = self._done, self._batch
         assert batch is not None
         for row in rows:
@@ -364,5 +375,5 @@ class AsyncSubscription:
             self._last = rows[-1]["id"]
         if len(rows) < self._limit:
             # The batch is exhausted: the next page starts a new one.
-            self._done, self._batch, self._last = batch, None, 0
+            self._done, self._batch, self._last, self._end = batch, None, 0, None
         return bool(rows)
