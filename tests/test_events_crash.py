@@ -115,7 +115,9 @@ def test_kills_and_restarts_lose_and_skip_nothing(cluster_dir: Path, tmp_path: P
         kill_after = rng.randint(50, 1500)
         restart_at = [EVENTS * PUBLISHERS * 0.9 * f for f in (0.25, 0.6)]
         while kills < KILLS or restarts < RESTARTS or any(p.poll() is None for p in publishers):
-            assert time.monotonic() - t0 < 110, "the run did not finish in time"
+            # A hang guard, not a speed check (publishing is CPU-bound: ~20 s on a quiet machine,
+            # 75 s with the 2 cores shared): a clearer failure than pytest's own timeout.
+            assert time.monotonic() - t0 < 240, "the publishers did not finish in 240 s"
             lines = count_lines(out)
             if kills < KILLS and lines - spawned_at_line >= kill_after:
                 consumer.send_signal(signal.SIGKILL)
