@@ -42,6 +42,7 @@ from pgkeel._database_base import scrub_error
 from pgkeel.drivers import _asyncpg_bulk
 from pgkeel.drivers._errors import translate
 from pgkeel.drivers._placeholders import to_dollar
+from pgkeel.drivers._shapes import Column, Result
 from pgkeel.errors import Error as PgkeelError
 from pgkeel.errors import NotSupportedError
 from pgkeel.pool._sizing import SIZE_QUERY
@@ -89,29 +90,6 @@ def _sql_text(query: Any) -> str:
     if isinstance(query, bytes):
         return query.decode()
     raise TypeError(f"a query is a string or a psycopg.sql composition, got {type(query).__name__}")
-
-
-class _Column:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-class _Result:
-    """The part of a psycopg ``PGresult`` that psycopg's row factories read (column names), so
-    ``row=SomeClass`` and psycopg's own factories build rows here as they do on psycopg."""
-
-    __slots__ = ("names", "nfields")
-
-    status = psycopg.pq.ExecStatus.TUPLES_OK
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.nfields = len(names)
-
-    def fname(self, i: int) -> bytes:
-        return self.names[i].encode()
 
 
 class _PgConn:
@@ -195,18 +173,18 @@ class Cursor:
         return self
 
     @property
-    def description(self) -> list[_Column] | None:
+    def description(self) -> list[Column] | None:
         # Built on demand (a row factory other than dict or tuple): most queries never ask.
         # A Record iterates over its values; keys() are the column names.
         rows = self._rows
-        return [_Column(k) for k in rows[0].keys()] if rows else None  # noqa: SIM118
+        return [Column(k) for k in rows[0].keys()] if rows else None  # noqa: SIM118
 
     @property
-    def pgresult(self) -> _Result | None:
+    def pgresult(self) -> Result | None:
         desc = self.description
-        return _Result([c.name for c in desc]) if desc else None
+        return Result([c.name for c in desc]) if desc else None
 
-    #: What psycopg's row factories decode the column names with (``_Result.fname``).
+    #: What psycopg's row factories decode the column names with (``Result.fname``).
     _encoding = "utf-8"
 
     async def executemany(self, query: Any, params_seq: Iterable[Any]) -> None:

@@ -47,6 +47,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from pgkeel import types
 from pgkeel._database_base import scrub_error
 from pgkeel.drivers._errors import translate
+from pgkeel.drivers._shapes import Column, Result
 from pgkeel.errors import Error as PgkeelError
 from pgkeel.errors import NotSupportedError
 from pgkeel.pool._sizing import SIZE_QUERY
@@ -188,29 +189,6 @@ def _loads_jsonb(text: str) -> Any:
 # --- the psycopg-shaped surface ------------------------------------------------------------
 
 
-class _Column:
-    __slots__ = ("name", "type_code")
-
-    def __init__(self, name: str, type_code: int) -> None:
-        self.name = name
-        self.type_code = type_code
-
-
-class _Result:
-    """The part of a psycopg ``PGresult`` that psycopg's row factories read (column names)."""
-
-    __slots__ = ("names", "nfields")
-
-    status = psycopg.pq.ExecStatus.TUPLES_OK
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.nfields = len(names)
-
-    def fname(self, i: int) -> bytes:
-        return self.names[i].encode()
-
-
 class _PgConn:
     """What the faces read of psycopg's ``pgconn``: the transaction status and the socket."""
 
@@ -251,7 +229,7 @@ class Cursor:
 
     __slots__ = ("_adapters", "_conn", "_cur", "_factory", "_make", "_multi", "_total")
 
-    #: What psycopg's row factories decode the column names with (``_Result.fname``).
+    #: What psycopg's row factories decode the column names with (``Result.fname``).
     _encoding = "utf-8"
     #: psycopg's dumpers take a context's connection; COPY formatting needs none.
     connection = None
@@ -314,14 +292,14 @@ class Cursor:
         return self._cur.statusmessage  # type: ignore[no-any-return]
 
     @property
-    def description(self) -> list[_Column] | None:
+    def description(self) -> list[Column] | None:
         desc = self._cur.description
-        return None if desc is None else [_Column(d.name, d.type_code) for d in desc]
+        return None if desc is None else [Column(d.name, d.type_code) for d in desc]
 
     @property
-    def pgresult(self) -> _Result | None:
+    def pgresult(self) -> Result | None:
         desc = self._cur.description
-        return None if desc is None else _Result([d.name for d in desc])
+        return None if desc is None else Result([d.name for d in desc])
 
     @property
     def adapters(self) -> AdaptersMap:
@@ -420,7 +398,7 @@ class ServerCursor:
         return self
 
     @property
-    def description(self) -> list[_Column] | None:
+    def description(self) -> list[Column] | None:
         return self._cursor.description
 
     def fetchmany(self, size: int) -> list[Any]:
