@@ -97,6 +97,55 @@ def test_queries_placeholders_and_rows(on_driver: Any) -> None:
     on_driver(body)
 
 
+def test_untyped_placeholders_take_the_values_type(on_driver: Any) -> None:
+    """A placeholder the statement does not type (`SELECT %s`) gets the Python value's type on
+    every driver, as psycopg sends it; in a transaction too, which the retry leaves intact."""
+    now = dt.datetime(2026, 12, 7, 12, 30, tzinfo=dt.UTC)
+    values: list[Any] = [
+        7,
+        2**70,
+        1.5,
+        Decimal("1.50"),
+        True,
+        now,
+        dt.date(2026, 12, 7),
+        dt.timedelta(seconds=90),
+        uuid.UUID(int=5),
+        {"a": [1, 2]},
+        [1, 2, 3],
+        b"\x00\x01",
+        "text",
+        None,
+    ]
+
+    async def body(db: pgkeel.AsyncDatabase) -> list[Any]:
+        got = [await db.fetch_val("SELECT %s", [v]) for v in values]
+        assert await db.fetch_val("SELECT %s + %s", [2, 3]) == 5
+        assert await db.fetch_val("SELECT %(a)s::text || %(b)s", {"a": 1, "b": 2}) == "12"
+        async with db.transaction() as tx:
+            assert await tx.fetch_val("SELECT %s", [41]) == 41
+            assert await tx.fetch_val("SELECT 1") == 1
+        await db.execute("CREATE TABLE u (name text, n int)")
+        # An int into a text column: the server's assignment cast, on either driver.
+        await db.execute("INSERT INTO u VALUES (%s, %s)", [5, 6])
+        assert await db.fetch_one("SELECT * FROM u") == {"name": "5", "n": 6}
+        return got
+
+    got = on_driver(body)
+    assert got == [
+        *values[:1],
+        2**70,
+        1.5,
+        Decimal("1.50"),
+        True,
+        now,
+        *values[6:11],
+        b"\x00\x01",
+        "text",
+        None,
+    ]
+
+
 def test_execute_many_is_all_or_none(on_driver: Any) -> None:
     """A failing parameter set in execute_many leaves none of the others written."""
 

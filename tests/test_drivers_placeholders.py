@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from psycopg import ProgrammingError
 
-from pgkeel.drivers._placeholders import plan, to_dollar
+from pgkeel.drivers._placeholders import plan, to_dollar, typed_text
 
 
 def test_positional_and_named() -> None:
@@ -68,3 +68,12 @@ def test_unterminated_quotes_do_not_hang() -> None:
     assert plan("SELECT 'abc %s")[1] == ()
     assert plan("SELECT /* abc %s")[1] == ()
     assert plan("SELECT $x$ abc %s")[1] == ()
+
+
+def test_typed_text_casts_only_the_parameters() -> None:
+    """typed_text adds ::type after each cast slot, never inside literals, comments or dollar
+    quotes, and leaves uncast slots bare."""
+    q = "SELECT %s, '%s', $$ %s $$, %s -- %s\n"
+    assert typed_text(q, ("int2", None)) == "SELECT $1::int2, '%s', $$ %s $$, $2 -- %s\n"
+    named = "SELECT %(a)s + %(b)s, %(a)s"
+    assert typed_text(named, ("int8", "numeric")) == "SELECT $1::int8 + $2::numeric, $1::int8"

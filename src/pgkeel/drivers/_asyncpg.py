@@ -26,8 +26,11 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn
+from uuid import UUID
 
 import asyncpg
 import psycopg
@@ -41,7 +44,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from pgkeel._database_base import scrub_error
 from pgkeel.drivers import _asyncpg_bulk
 from pgkeel.drivers._errors import translate
-from pgkeel.drivers._placeholders import to_dollar
+from pgkeel.drivers._placeholders import to_dollar, typed_text
 from pgkeel.drivers._shapes import Column, Result
 from pgkeel.errors import Error as PgkeelError
 from pgkeel.errors import NotSupportedError
@@ -90,6 +93,50 @@ def _sql_text(query: Any) -> str:
     if isinstance(query, bytes):
         return query.decode()
     raise TypeError(f"a query is a string or a psycopg.sql composition, got {type(query).__name__}")
+
+
+class _Untyped(Exception):
+    """asyncpg refused a value for the type the server inferred for its parameter."""
+
+
+#: Python type -> the PostgreSQL type psycopg sends for it (pgkeel: dict and list as jsonb
+#: and arrays, aware datetimes as timestamptz).
+_CASTS: dict[type, str] = {
+    bool: "bool",
+    float: "float8",
+    Decimal: "numeric",
+    bytes: "bytea",
+    bytearray: "bytea",
+    memoryview: "bytea",
+    date: "date",
+    timedelta: "interval",
+    UUID: "uuid",
+    dict: "jsonb",
+}
+
+
+#: What the server says when it cannot type a parameter: indeterminate datatype, ambiguous or
+#: undefined function or operator (``unknown + unknown``).
+_UNINFERRED = frozenset({"42P18", "42725", "42883"})
+
+
+def _cast(value: Any) -> str | None:
+    """The type psycopg would send ``value`` as, or None to leave the server's inference."""
+    cls = type(value)
+    if cls is int:  # psycopg picks the smallest integer type that holds the value
+        if -(2**15) <= value < 2**15:
+            return "int2"
+        if -(2**31) <= value < 2**31:
+            return "int4"
+        return "int8" if -(2**63) <= value < 2**63 else "numeric"
+    if cls is datetime:
+        return "timestamp" if value.tzinfo is None else "timestamptz"
+    if cls is dt_time:
+        return "time" if value.tzinfo is None else "timetz"
+    if cls is list or cls is tuple:
+        inner = {_cast(v) for v in value if v is not None}
+        return f"{inner.pop()}[]" if len(inner) == 1 and None not in inner else None
+    return _CASTS.get(cls)
 
 
 class _PgConn:
@@ -159,11 +206,8 @@ class Cursor:
     async def execute(
         self, query: Any, params: Any = None, *, prepare: bool | None = None
     ) -> Cursor:
-        text, args = to_dollar(_sql_text(query), params)
+        rows, status = await self._conn._run_query(_sql_text(query), params)
         conn = self._conn
-        if args:
-            conn._check_args(args)
-        rows, status = await conn._run(text, args)
         self._multi = conn._multi
         self._rows = rows
         self._i = 0
@@ -192,9 +236,7 @@ class Cursor:
         total = 0
         status = None
         for params in params_seq:
-            t, args = to_dollar(text, params)
-            self._conn._check_args(args)
-            _, status = await self._conn._run(t, args)
+            _, status = await self._conn._run_query(text, params)
             n = _rowcount(status)
             if n > 0:
                 total += n
@@ -309,7 +351,28 @@ class Connection:
             if type(item) is list or type(item) is tuple:
                 self._check_nested(item)
 
-    async def _run(self, text: str, args: list[Any]) -> tuple[list[Any], str | None]:
+    async def _run_query(self, query: str, params: Any) -> tuple[list[Any], str | None]:
+        """``query`` with psycopg-style placeholders and ``params``: its rows and command tag.
+
+        asyncpg types each parameter by what the server infers from the statement, where
+        psycopg sends the type of the Python value: ``SELECT %s`` with an int is text to the
+        server, and asyncpg refuses to send an int as text. When it refuses so (on the client,
+        after the statement was prepared: a transaction is not affected), the statement runs
+        again with each parameter cast to the type psycopg would have sent for its value.
+        """
+        text, args = to_dollar(query, params)
+        if not args:
+            return await self._run(text, args)
+        self._check_args(args)
+        try:
+            return await self._run(text, args, retype=True)
+        except _Untyped:
+            casts = tuple(_cast(a) for a in args)
+            return await self._run(typed_text(query, casts), args)
+
+    async def _run(
+        self, text: str, args: list[Any], retype: bool = False
+    ) -> tuple[list[Any], str | None]:
         """One statement: its rows and command tag, errors translated. A statement interrupted
         by cancellation leaves the connection ACTIVE, so the Database closes it."""
         self._active = True
@@ -331,6 +394,21 @@ class Connection:
             self._active = False
             self._multi = True
             return [], status
+        except asyncpg.DataError as exc:
+            self._active = False
+            if retype and isinstance(exc.__cause__, TypeError):
+                raise _Untyped from None
+            self._failed = self._in_tx()
+            _fail(exc)
+        except asyncpg.PostgresError as exc:
+            self._active = False
+            if retype and exc.sqlstate in _UNINFERRED and not self._in_tx():
+                # The server could not type a parameter (``SELECT %s + %s``): nothing ran, and
+                # outside a transaction nothing was aborted, so the typed statement may run.
+                raise _Untyped from None
+            self._lost(exc)
+            self._failed = self._in_tx()
+            _fail(exc)
         except Exception as exc:
             self._active = False
             self._lost(exc)

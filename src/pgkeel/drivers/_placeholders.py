@@ -75,6 +75,20 @@ def plan(query: str) -> Plan:
     return "".join(c + ("" if s is None else f"${s + 1}") for c, s in chunks), order
 
 
+@lru_cache(maxsize=256)
+def typed_text(query: str, casts: tuple[str | None, ...]) -> str:
+    """``plan(query)``'s ``$n`` text with ``::type`` after each parameter whose slot has a cast
+    (the types psycopg would send for the values: see ``drivers._asyncpg``)."""
+    chunks, _ = _scan(query)
+    out = []
+    for chunk, slot in chunks:
+        out.append(chunk)
+        if slot is not None:
+            cast = casts[slot]
+            out.append(f"${slot + 1}" if cast is None else f"${slot + 1}::{cast}")
+    return "".join(out)
+
+
 def _scan(query: str) -> tuple[list[tuple[str, int | None]], tuple[int | str, ...]]:
     """The query's text chunks, each followed by the 0-based parameter slot it is followed by
     (None for the last), and the parameter order."""
