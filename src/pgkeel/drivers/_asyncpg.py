@@ -34,7 +34,6 @@ from uuid import UUID
 
 import asyncpg
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row, tuple_row
@@ -44,7 +43,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from pgkeel._database_base import scrub_error
 from pgkeel.drivers import _asyncpg_bulk
 from pgkeel.drivers._errors import translate
-from pgkeel.drivers._placeholders import to_dollar, typed_text
+from pgkeel.drivers._placeholders import sql_text, to_dollar, typed_text
 from pgkeel.drivers._shapes import Column, Result
 from pgkeel.errors import Error as PgkeelError
 from pgkeel.errors import NotSupportedError
@@ -82,17 +81,6 @@ def _not_supported(what: str) -> NoReturn:
         "'psycopg', the default) for it, or conn.raw (the asyncpg connection) inside "
         "db.connection()"
     )
-
-
-def _sql_text(query: Any) -> str:
-    if type(query) is str:
-        return query
-    if isinstance(query, sql.Composable):
-        # Literals are quoted by psycopg's own rules; no connection is needed for that.
-        return query.as_string(None)
-    if isinstance(query, bytes):
-        return query.decode()
-    raise TypeError(f"a query is a string or a psycopg.sql composition, got {type(query).__name__}")
 
 
 class _Untyped(Exception):
@@ -206,7 +194,7 @@ class Cursor:
     async def execute(
         self, query: Any, params: Any = None, *, prepare: bool | None = None
     ) -> Cursor:
-        rows, status = await self._conn._run_query(_sql_text(query), params)
+        rows, status = await self._conn._run_query(sql_text(query), params)
         conn = self._conn
         self._multi = conn._multi
         self._rows = rows
@@ -232,7 +220,7 @@ class Cursor:
     _encoding = "utf-8"
 
     async def executemany(self, query: Any, params_seq: Iterable[Any]) -> None:
-        text = _sql_text(query)
+        text = sql_text(query)
         total = 0
         status = None
         for params in params_seq:

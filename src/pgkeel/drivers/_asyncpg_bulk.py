@@ -142,9 +142,10 @@ async def stream_batches(
 ) -> AsyncIterator[list[Any]]:
     """A query's rows in lists of ``batch_size``, through a server-side cursor (asyncpg's
     ``Connection.cursor``); must run inside a transaction."""
-    from pgkeel.drivers._asyncpg import Cursor, _fail, _sql_text
+    from pgkeel.drivers._asyncpg import Cursor, _fail
+    from pgkeel.drivers._placeholders import sql_text
 
-    text, args = to_dollar(_sql_text(query), params)
+    text, args = to_dollar(sql_text(query), params)
     if args:
         conn._check_args(args)
     shaper = Cursor(conn, row_factory(row))
@@ -171,9 +172,10 @@ async def copy_out(
 ) -> int:
     """A ``COPY ... TO STDOUT`` statement's data written to ``f``; return the rows copied.
     COPY takes no bound parameters: like psycopg, ``params`` are merged in as literals."""
-    from pgkeel.drivers._asyncpg import _fail, _sql_text
+    from pgkeel.drivers._asyncpg import _fail
+    from pgkeel.drivers._placeholders import sql_text
 
-    copy_sql = render_literals(_sql_text(statement), params)
+    copy_sql = render_literals(sql_text(statement), params)
 
     async def sink(data: bytes) -> None:
         f.write(data.decode() if text else data)

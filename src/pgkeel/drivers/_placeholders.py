@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from psycopg import ProgrammingError
+from psycopg import ProgrammingError, sql
 
 __all__ = ["Plan", "plan", "render_literals", "to_dollar"]
 
@@ -53,8 +53,6 @@ def to_dollar(
 def render_literals(query: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
     """The query with its parameters merged in as SQL literals (quoted by psycopg's rules), for
     statements that take no bound parameters (COPY), as psycopg does for them."""
-    from psycopg import sql
-
     if params is None:
         return query
     _, args = to_dollar(query, params)
@@ -66,6 +64,18 @@ def render_literals(query: str, params: Sequence[Any] | Mapping[str, Any] | None
         if slot is not None:
             out.append(literals[slot])
     return "".join(out)
+
+
+def sql_text(query: Any) -> str:
+    """The text of a query: a string as given, a ``psycopg.sql`` composition rendered (its
+    literals quoted by psycopg's rules; no connection is needed for that)."""
+    if type(query) is str:
+        return query
+    if isinstance(query, sql.Composable):
+        return query.as_string(None)
+    if isinstance(query, bytes):
+        return query.decode()
+    raise TypeError(f"a query is a string or a psycopg.sql composition, got {type(query).__name__}")
 
 
 @lru_cache(maxsize=1024)

@@ -47,6 +47,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from pgkeel import types
 from pgkeel._database_base import scrub_error
 from pgkeel.drivers._errors import translate
+from pgkeel.drivers._placeholders import sql_text
 from pgkeel.drivers._shapes import Column, Result
 from pgkeel.errors import Error as PgkeelError
 from pgkeel.errors import NotSupportedError
@@ -100,17 +101,6 @@ def not_supported(what: str) -> NoReturn:
         f"{what} is not available on driver='psycopg2'; use Database(url) (driver='psycopg', "
         "the default) for it, or conn.raw (the psycopg2 connection) inside db.connection()"
     )
-
-
-def sql_text(query: Any) -> str:
-    if type(query) is str:
-        return query
-    if isinstance(query, sql.Composable):
-        # Literals are quoted by psycopg's own rules; no connection is needed for that.
-        return query.as_string(None)
-    if isinstance(query, bytes):
-        return query.decode()
-    raise TypeError(f"a query is a string or a psycopg.sql composition, got {type(query).__name__}")
 
 
 #: Verdicts by query text: may it hold several statements? (psycopg2 keeps only the last

@@ -24,7 +24,8 @@ import psycopg
 from psycopg import adapt
 from psycopg._copy_base import BinaryFormatter, TextFormatter, _parse_row_text
 
-from pgkeel.drivers._psycopg2 import _fail, sql_text
+from pgkeel.drivers._placeholders import sql_text
+from pgkeel.drivers._psycopg2 import _fail
 
 if TYPE_CHECKING:
     from pgkeel.drivers._psycopg2 import Cursor
